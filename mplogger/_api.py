@@ -1,0 +1,144 @@
+"""Reading stored runs: ``Api().runs()``, ``Api().run(id)``, history and summaries.
+
+Readers only read: they open the SQLite store under the root and never write. Reading while
+runs are being written is safe (WAL mode): a reader sees every committed row.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from mplogger import _store
+from mplogger._settings import resolve_root
+from mplogger._values import from_json
+
+__all__ = ["Api", "StoredRun"]
+
+
+class Api:
+    """The runs stored under a root folder (``dir``, else ``MPLOGGER_DIR``, else ``./mplogger``)."""
+
+    def __init__(self, dir: Optional[str] = None) -> None:
+        self.root = resolve_root(dir)
+        self._conn: Optional[sqlite3.Connection] = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = _store.connect(self.root, create=False)
+        return self._conn
+
+    def runs(self, project: Optional[str] = None) -> List["StoredRun"]:
+        """Stored runs, newest first, optionally of one project."""
+        query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
+        params: tuple = ()
+        if project is not None:
+            query += " WHERE project = ?"
+            params = (project,)
+        query += " ORDER BY created DESC, id"
+        return [StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)]
+
+    def run(self, run_id: str) -> "StoredRun":
+        """One stored run by id; KeyError names the closest ids when it is not there."""
+        record = _store.fetch_run(self.conn, run_id)
+        if record is None:
+            known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")]
+            close = [k for k in known if k.startswith(run_id[:3])][:5]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise KeyError(f"no run {run_id!r} in {self.root}{hint}")
+        return StoredRun(self, record)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __repr__(self) -> str:
+        return f"Api({self.root!r})"
+
+
+def _pick(values: Dict[str, Any], key: str) -> Any:
+    """``values[key]``, where a dotted key reaches into nested dicts."""
+    if key in values:
+        return values[key]
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+class StoredRun:
+    """A run as stored: its fields, config, summary and history."""
+
+    def __init__(self, api: Api, record: Dict[str, Any]) -> None:
+        self._api = api
+        self._record = record
+        self.id: str = record["id"]
+        self.name: str = record["name"]
+        self.project: str = record["project"]
+        self.group: Optional[str] = record["run_group"]
+        self.job_type: Optional[str] = record["job_type"]
+        self.tags: List[str] = json.loads(record["tags"])
+        self.notes: Optional[str] = record["notes"]
+        self.state: str = record["state"]
+        self.exit_code: Optional[int] = record["exit_code"]
+        self.created: float = record["created"]
+        self.updated: float = record["updated"]
+        self.finished: Optional[float] = record["finished"]
+        self.config: Dict[str, Any] = from_json(record["config"])
+        self.summary: Dict[str, Any] = from_json(record["summary"])
+        self.host: Optional[str] = record["host"]
+        self.pid: Optional[int] = record["pid"]
+        self.python: Optional[str] = record["python"]
+        self.argv: List[str] = json.loads(record["argv"])
+        self.rows: int = record["rows"]
+        self.dir = _store.run_dir(api.root, self.id)
+
+    def scan_history(self, keys: Optional[Sequence[str]] = None, page_size: int = 1000) -> Iterator[Dict[str, Any]]:
+        """Every row in step order, read page by page (for large runs).
+
+        With ``keys``, only rows that have every one of them, each with just those keys (dotted
+        keys reach into nested dicts) plus ``_step``, ``_timestamp`` and ``_runtime``.
+        """
+        conn = self._api.conn
+        after = 0
+        while True:
+            page = conn.execute(
+                "SELECT seq, step, timestamp, runtime, data FROM history "
+                "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (self.id, after, page_size),
+            ).fetchall()
+            for seq, step, timestamp, runtime, data in page:
+                values = from_json(data)
+                if keys is not None:
+                    try:
+                        values = {key: _pick(values, key) for key in keys}
+                    except KeyError:
+                        continue
+                values["_step"] = step
+                values["_timestamp"] = timestamp
+                values["_runtime"] = runtime
+                yield values
+            if len(page) < page_size:
+                return
+            after = page[-1][0]
+
+    def history(self, keys: Optional[Sequence[str]] = None, pandas: bool = False) -> Any:
+        """All rows as a list of dicts, or a pandas DataFrame with ``pandas=True``."""
+        rows = list(self.scan_history(keys))
+        if not pandas:
+            return rows
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "history(pandas=True) needs pandas: pip install 'mplogger[pandas]'"
+            ) from None
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        return f"<mplogger.StoredRun {self.id} {self.name!r} project={self.project!r} state={self.state}>"

@@ -1,0 +1,261 @@
+"""The user process's side of the queues: StartProcess, EnsureUp, requests, batches, stop.
+
+Every wait here is bounded and also watches the manager's process sentinel, so a manager that
+died is reported at once, named with its signal, instead of being waited for.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import queue
+import threading
+import time
+from typing import Callable, Dict, List, Optional
+
+from mplogger import _launch, _manager
+from mplogger._channel import QueueReader
+from mplogger._errors import ManagerError, describe_exit, unpack_exception
+from mplogger._messages import (
+    PROTOCOL_VERSION,
+    ErrorReply,
+    Hello,
+    LogBatch,
+    ManagerPoll,
+    ManagerStop,
+    PollReply,
+    Ready,
+    StopAck,
+)
+from mplogger._settings import Settings
+
+__all__ = ["Client", "RunSender"]
+
+
+class Client:
+    """One manager per user process; this object owns it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.start_method = _launch.choose_start_method(settings.start_method)
+        self._requests = itertools.count(1)
+        self._reply_lock = threading.RLock()
+        self._run_errors: Dict[str, List[BaseException]] = {}
+        self._manager_errors: List[BaseException] = []
+        self.senders: Dict[str, "RunSender"] = {}
+        self._closing = threading.Event()
+        self._flusher: Optional[threading.Thread] = None
+        self.stopped = False
+        self._start()
+
+    # --- StartProcess [1,2] and EnsureUp [3,4] ------------------------------------------
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context(self.start_method)
+        self.mgr_i = ctx.Queue(self.settings.queue_batches)
+        self.mgr_o = ctx.Queue()
+        self.mgr_i.cancel_join_thread()
+        self.process = ctx.Process(
+            target=_manager.main,
+            args=(self.mgr_i, self.mgr_o, self.settings, os.getpid()),
+            name="mplogger-manager",
+        )
+        _launch.start(self.process)
+        self.replies = QueueReader(self.mgr_o)
+        self._put(Hello(PROTOCOL_VERSION, os.getpid()))
+        ready = self._wait(lambda m: type(m) is Ready or (type(m) is ErrorReply and m.request == 0),
+                           self.settings.shutdown_timeout, "EnsureUp")
+        if type(ready) is ErrorReply:
+            raise ManagerError(ready.error.message)
+        self.manager_pid = ready.manager_pid
+        self.worker_pids = ready.worker_pids
+
+    # --- waiting and sending -------------------------------------------------------------
+    def manager_alive(self) -> bool:
+        return not multiprocessing.connection.wait([self.process.sentinel], 0)
+
+    def manager_died(self) -> ManagerError:
+        self.mgr_i.cancel_join_thread()
+        exitcode = self.process.exitcode if os.getpid() == self.pid else None
+        error = ManagerError(
+            f"the mplogger manager (pid {self.process.pid}) died: {describe_exit(exitcode)}; "
+            "records not yet stored are lost. Call mplogger.init() to start a new manager."
+        )
+        if self._manager_errors:
+            error.__cause__ = self._manager_errors[-1]
+        return error
+
+    def _wait(self, match: Callable[[object], bool], timeout: float, what: str) -> object:
+        deadline = time.monotonic() + timeout
+        with self._reply_lock:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ManagerError(
+                        f"the mplogger manager did not answer {what} within {timeout:g} s"
+                    )
+                ready = multiprocessing.connection.wait([self.replies, self.process.sentinel], remaining)
+                if self.replies in ready:
+                    found = None
+                    for message in self.replies.read_available():
+                        if found is None and match(message):
+                            found = message
+                        else:
+                            self._file(message)
+                    if found is not None:
+                        return found
+                elif ready:
+                    raise self.manager_died()
+
+    def _file(self, message: object) -> None:
+        """Keep an asynchronous error for the next call of the run it concerns."""
+        if type(message) is ErrorReply:
+            error = unpack_exception(message.error)
+            if message.run_id is None:
+                self._manager_errors.append(error)
+            else:
+                self._run_errors.setdefault(message.run_id, []).append(error)
+
+    def poll(self) -> None:
+        """Collect replies that arrived without waiting (asynchronous errors)."""
+        if multiprocessing.connection.wait([self.replies], 0) and self._reply_lock.acquire(False):
+            try:
+                for message in self.replies.read_available():
+                    self._file(message)
+            finally:
+                self._reply_lock.release()
+
+    def take_errors(self, run_id: str) -> List[BaseException]:
+        return self._run_errors.pop(run_id, [])
+
+    def _put(self, message: object) -> None:
+        """Put with back-pressure: block while the manager's queue is full, never forever."""
+        deadline = None
+        while True:
+            try:
+                self.mgr_i.put(message, True, 0.2)
+                return
+            except queue.Full:
+                pass
+            if not self.manager_alive():
+                raise self.manager_died()
+            now = time.monotonic()
+            deadline = deadline or now + self.settings.shutdown_timeout
+            if now > deadline:
+                raise ManagerError(
+                    f"the mplogger manager accepted nothing for {self.settings.shutdown_timeout:g} s"
+                )
+
+    def send(self, message: object) -> None:
+        if self.stopped:
+            raise ManagerError("the mplogger manager was stopped; call mplogger.init() to start again")
+        self._put(message)
+
+    def request(self, make: Callable[[int], object], what: str, timeout: Optional[float] = None) -> object:
+        """Send the message ``make(request_id)`` and wait (bounded) for its reply."""
+        request = next(self._requests)
+        self.send(make(request))
+        reply = self._wait(lambda m: getattr(m, "request", None) == request,
+                           timeout or self.settings.shutdown_timeout, what)
+        if type(reply) is ErrorReply:
+            raise unpack_exception(reply.error)
+        return reply
+
+    # --- batches -------------------------------------------------------------------------
+    def sender(self, run_id: str) -> "RunSender":
+        sender = self.senders[run_id] = RunSender(self, run_id, self.settings.batch_size)
+        if self._flusher is None:
+            self._flusher = threading.Thread(target=self._flush_loop, name="mplogger-flusher", daemon=True)
+            self._flusher.start()
+        return sender
+
+    def forget(self, run_id: str) -> None:
+        self.senders.pop(run_id, None)
+
+    def flush_all(self) -> None:
+        """Send every run's buffered rows now (they are not waited for)."""
+        for sender in list(self.senders.values()):
+            sender.flush()
+
+    def _flush_loop(self) -> None:
+        interval = self.settings.batch_interval
+        while not self._closing.wait(interval):
+            for sender in list(self.senders.values()):
+                if sender.rows:
+                    try:
+                        sender.flush()
+                    except Exception as exc:
+                        self._run_errors.setdefault(sender.run_id, []).append(exc)
+
+    # --- ManagerStop [b,c] and ManagerPoll [d,e] -------------------------------------------
+    def stop(self, exit_code: int) -> tuple:
+        """Finish every open run with ``exit_code`` and stop the manager. Returns runs left open."""
+        if self.stopped:
+            return ()
+        self._closing.set()
+        pending: tuple = ()
+        try:
+            self.flush_all()
+            timeout = self.settings.shutdown_timeout
+            deadline = time.monotonic() + timeout
+            ack = self.request(lambda r: ManagerStop(r, exit_code), "ManagerStop")
+            assert isinstance(ack, StopAck)
+            pending = ack.pending
+            pause = 0.001
+            while True:
+                reply = self.request(lambda r: ManagerPoll(r), "ManagerPoll")
+                assert isinstance(reply, PollReply)
+                pending = reply.pending
+                if reply.done:
+                    pending = ()
+                    break
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(pause)  # poll interval of the ManagerPoll protocol
+                pause = min(pause * 2, 0.05)
+        except ManagerError:
+            pending = tuple(self.senders)
+        finally:
+            self.stopped = True
+            self.mgr_i.cancel_join_thread()
+            self.process.join(min(5.0, self.settings.shutdown_timeout) if not pending else 0.5)
+            if self.process.exitcode is None:
+                self.process.kill()
+                self.process.join(1.0)
+        return pending
+
+
+class RunSender:
+    """A run's rows waiting to be sent: one pickled LogBatch per ``size`` rows or per tick."""
+
+    __slots__ = ("client", "run_id", "size", "rows", "lock")
+
+    def __init__(self, client: Client, run_id: str, size: int) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.size = size
+        self.rows: list = []
+        self.lock = threading.Lock()
+
+    def append(self, row: tuple) -> bool:
+        """Buffer one row; True when a batch was sent (the caller then checks for errors)."""
+        with self.lock:
+            rows = self.rows
+            rows.append(row)
+            if len(rows) < self.size:
+                return False
+            self._send_locked()
+        self.client.poll()
+        return True
+
+    def flush(self) -> None:
+        with self.lock:
+            if self.rows:
+                self._send_locked()
+
+    def _send_locked(self) -> None:
+        rows, self.rows = self.rows, []
+        self.client.send(LogBatch(self.run_id, pickle.dumps(rows, pickle.HIGHEST_PROTOCOL), len(rows)))

@@ -1,0 +1,107 @@
+"""Exceptions raised by mplogger, and how an exception travels back from another process.
+
+A failure in the manager or a worker is packed into a :class:`RemoteError` message with its
+traceback (``tblib``) and raised in the user process at the next call that can report it; the
+original exception, with its original traceback, is the ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import signal
+import traceback as _traceback
+from typing import Optional
+
+import cloudpickle
+from tblib import Traceback
+
+from mplogger._messages import RemoteError
+
+__all__ = [
+    "Error",
+    "UsageError",
+    "ManagerError",
+    "RunError",
+    "RemoteTraceback",
+    "pack_exception",
+    "unpack_exception",
+    "describe_exit",
+]
+
+
+class Error(Exception):
+    """Base class of every error mplogger raises."""
+
+
+class UsageError(Error):
+    """The library was called in a way it cannot serve (e.g. ``log()`` before ``init()``)."""
+
+
+class ManagerError(Error):
+    """The manager process (or its pool) is gone or did not answer in time."""
+
+
+class RunError(Error):
+    """A run's records could not be stored; the cause holds the remote traceback."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised in another process."""
+
+    def __init__(self, formatted: str) -> None:
+        super().__init__(formatted)
+        self.formatted = formatted
+
+    def __str__(self) -> str:
+        return "\n\n" + self.formatted
+
+
+def pack_exception(exc: BaseException, process: str) -> RemoteError:
+    """Turn an exception into a message that any process can rebuild."""
+    try:
+        tb = Traceback(exc.__traceback__).to_dict() if exc.__traceback__ else None
+    except Exception:
+        tb = None
+    try:
+        pickled = cloudpickle.dumps(exc.with_traceback(None))
+    except Exception:
+        pickled = None
+    return RemoteError(
+        type_name=type(exc).__qualname__,
+        message=str(exc),
+        traceback=tb,
+        formatted="".join(_traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        exception=pickled,
+        process=process,
+    )
+
+
+def unpack_exception(remote: RemoteError) -> BaseException:
+    """Rebuild the remote exception with its original traceback attached."""
+    exc: Optional[BaseException] = None
+    if remote.exception is not None:
+        try:
+            exc = cloudpickle.loads(remote.exception)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = RemoteTraceback(remote.formatted)
+    if remote.traceback is not None:
+        try:
+            exc = exc.with_traceback(Traceback.from_dict(remote.traceback).as_traceback())
+        except Exception:
+            pass
+    if not isinstance(exc, RemoteTraceback):
+        exc.__cause__ = RemoteTraceback(remote.formatted)
+    return exc
+
+
+def describe_exit(exitcode: Optional[int]) -> str:
+    """Name a process's exit the way a person reads it: ``SIGKILL(-9)`` or ``exit code 3``."""
+    if exitcode is None:
+        return "still running"
+    if exitcode < 0:
+        try:
+            return f"{signal.Signals(-exitcode).name}({exitcode})"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"

@@ -1,0 +1,375 @@
+"""The manager: a mux between one user process and a pool of internal workers.
+
+::
+
+    user process            manager (this module)              pool of workers
+    ------------  mgr_i -->  route by run id, no decoding  -- rec_q[i] -->  _worker.serve(i)
+                 <-- mgr_o   relay replies and errors    <-- rsp_q[i] --
+
+Each run is pinned to one worker, so its records stay in order; runs on different workers are
+written in parallel. The manager stops reading ``mgr_i`` while a worker has more than
+``queue_batches`` uncommitted batches: the user's ``log()`` then blocks (back-pressure).
+
+It lives in its own session (Ctrl-C and a Jupyter kernel's process-group kill do not reach it)
+and watches the user process: when that dies without a word, it writes every record it has,
+marks the open runs ``crashed`` and exits with its pool.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+import warnings
+from typing import Dict, List, Optional
+
+import attrs
+
+from mplogger import _worker
+from mplogger._channel import QueueReader
+from mplogger._errors import ManagerError, describe_exit, pack_exception
+from mplogger._messages import (
+    PROTOCOL_VERSION,
+    BatchesDone,
+    ErrorReply,
+    FinishRun,
+    FlushRun,
+    GetSummary,
+    Hello,
+    InitRun,
+    LogBatch,
+    ManagerPoll,
+    ManagerStop,
+    PollReply,
+    Ready,
+    RunFinished,
+    StopAck,
+    UpdateRun,
+    WorkerHello,
+    WorkerStop,
+)
+from mplogger._settings import Settings
+
+__all__ = ["main", "process_alive"]
+
+_POLL_S = 0.5
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+@attrs.define
+class _Route:
+    index: int
+    root: str
+    finish_request: Optional[int] = None
+
+    @property
+    def finishing(self) -> bool:
+        return self.finish_request is not None
+
+
+class Mux:
+    """The manager's state and loop."""
+
+    def __init__(self, mgr_i, mgr_o, settings: Settings, client_pid: int) -> None:
+        self.inbox = QueueReader(mgr_i)
+        self.outbox = mgr_o
+        self.settings = settings
+        self.client_pid = client_pid
+        self.client_sentinel = multiprocessing.parent_process().sentinel
+        self.client_gone = False
+        self.routes: Dict[str, _Route] = {}
+        self.waiting: List[Dict[int, str]] = []
+        self.internal: Dict[int, str] = {}
+        self.internal_ids = itertools.count(-2, -1)
+        self.stopping: Optional[float] = None
+        self.done = False
+        self.worker_pids: List[int] = []
+        self.worker_exits: Dict[int, int] = {}
+        self.dead: set = set()
+        self.outstanding: List[int] = []
+        self.pool = None
+
+    # --- start -------------------------------------------------------------------------
+    def start_pool(self) -> None:
+        ctx = multiprocessing.get_context("fork")
+        count = self.settings.worker_count()
+        self.rec_qs = [ctx.Queue() for _ in range(count)]
+        rsp_qs = [ctx.Queue() for _ in range(count)]
+        self.rsp = [QueueReader(q) for q in rsp_qs]
+        self.waiting = [{} for _ in range(count)]
+        self.outstanding = [0] * count
+        self.worker_pids = [0] * count
+        self.pool = ctx.Pool(count, initializer=_worker.init_process,
+                             initargs=(self.rec_qs, rsp_qs, os.getpid()))
+        for index in range(count):
+            self.pool.apply_async(_worker.serve, (index,))
+        deadline = time.monotonic() + self.settings.shutdown_timeout
+        pending = set(range(count))
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ManagerError(f"internal workers {sorted(pending)} did not start in time")
+            ready = multiprocessing.connection.wait([self.rsp[i] for i in pending], remaining)
+            for reader in ready:
+                for message in reader.read_available():
+                    if type(message) is WorkerHello:
+                        self.worker_pids[message.index] = message.pid
+                        pending.discard(message.index)
+        for index, pid in enumerate(self.worker_pids):
+            try:
+                self.worker_exits[os.pidfd_open(pid)] = index
+            except (AttributeError, OSError):
+                pass
+
+    # --- loop --------------------------------------------------------------------------
+    def serve(self) -> None:
+        while not self.done:
+            waitables: list = [self.rsp[i] for i in range(len(self.rsp)) if i not in self.dead]
+            waitables.extend(self.worker_exits)
+            if not self.client_gone:
+                waitables.append(self.client_sentinel)
+                if not self.paused():
+                    waitables.append(self.inbox)
+            ready = multiprocessing.connection.wait(waitables, _POLL_S)
+            for item in ready:
+                if item is self.inbox:
+                    for message in self.inbox.read_available():
+                        self.route(message)
+                elif item is self.client_sentinel:
+                    self.on_client_gone()
+                elif isinstance(item, int):
+                    self.on_worker_exit(self.worker_exits.pop(item))
+                else:
+                    index = self.rsp.index(item)
+                    for message in item.read_available():
+                        self.relay(index, message)
+            if not self.client_gone and not ready and not process_alive(self.client_pid):
+                self.on_client_gone()
+            if self.stopping is not None:
+                self.check_stopped()
+
+    def paused(self) -> bool:
+        limit = self.settings.queue_batches
+        return any(n > limit for n in self.outstanding)
+
+    def reply(self, message: object) -> None:
+        if not self.client_gone:
+            self.outbox.put(message)
+
+    def error(self, request: Optional[int], run_id: Optional[str], exc: BaseException) -> None:
+        self.reply(ErrorReply(request, run_id, pack_exception(exc, f"mplogger manager (pid {os.getpid()})")))
+
+    # --- user -> workers ---------------------------------------------------------------
+    def route(self, message: object) -> None:
+        kind = type(message)
+        if kind is LogBatch or kind is UpdateRun:
+            route = self.routes.get(message.run_id)
+            if route is None:
+                return self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
+            if kind is LogBatch:
+                self.outstanding[route.index] += 1
+            self.rec_qs[route.index].put(message)
+        elif kind in (FlushRun, GetSummary, FinishRun):
+            route = self.routes.get(message.run_id)
+            if route is None or route.finishing:
+                return self.error(message.request, message.run_id,
+                                  KeyError(f"run {message.run_id!r} is not open"))
+            if kind is FinishRun:
+                route.finish_request = message.request
+            self.forward(route.index, message.request, message.run_id, message)
+        elif kind is InitRun:
+            self.init_run(message)
+        elif kind is Hello:
+            if message.protocol != PROTOCOL_VERSION:
+                return self.error(0, None, ManagerError(
+                    f"protocol mismatch: client speaks {message.protocol}, "
+                    f"manager speaks {PROTOCOL_VERSION}"))
+            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(self.worker_pids)))
+        elif kind is ManagerStop:
+            self.stop(message)
+        elif kind is ManagerPoll:
+            pending = self.pending()
+            self.done = self.stopping is not None and not pending
+            self.reply(PollReply(message.request, self.done, pending))
+        else:
+            self.error(getattr(message, "request", None), None,
+                       TypeError(f"manager got an unknown message {kind.__name__}"))
+
+    def forward(self, index: int, request: int, run_id: str, message: object) -> None:
+        self.waiting[index][request] = run_id
+        self.rec_qs[index].put(message)
+
+    def init_run(self, message: InitRun) -> None:
+        live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
+        if not live:
+            return self.error(message.request, None, ManagerError("every internal worker has died"))
+        load = {i: 0 for i in live}
+        for route in self.routes.values():
+            if route.index in load:
+                load[route.index] += 1
+        index = min(live, key=lambda i: (load[i], i))
+        run_id = message.record["id"]
+        self.routes[run_id] = _Route(index, message.root)
+        self.forward(index, message.request, run_id, message)
+
+    # --- workers -> user ---------------------------------------------------------------
+    def relay(self, index: int, message: object) -> None:
+        kind = type(message)
+        if kind is BatchesDone:
+            self.outstanding[index] -= message.batches
+            return
+        request = message.request
+        run_id = message.run_id
+        self.waiting[index].pop(request, None)
+        route = self.routes.get(run_id)
+        if route is not None and request is not None and request == route.finish_request:
+            del self.routes[run_id]
+        if request is not None and request < 0:
+            self.internal.pop(request, None)
+            if kind is ErrorReply:
+                self.reply(ErrorReply(None, run_id, message.error))
+            return
+        self.reply(message)
+
+    # --- stop and faults ---------------------------------------------------------------
+    def finish_internally(self, run_id: str, state: str, exit_code: Optional[int]) -> None:
+        route = self.routes[run_id]
+        request = next(self.internal_ids)
+        route.finish_request = request
+        self.internal[request] = run_id
+        self.forward(route.index, request, run_id, FinishRun(request, run_id, state, exit_code))
+
+    def stop(self, message: ManagerStop) -> None:
+        if self.stopping is None:
+            self.stopping = time.monotonic()
+            state = "finished" if message.exit_code == 0 else "failed"
+            for run_id, route in list(self.routes.items()):
+                if not route.finishing:
+                    self.finish_internally(run_id, state, message.exit_code)
+        self.reply(StopAck(message.request, self.pending()))
+
+    def pending(self) -> tuple:
+        return tuple(sorted(self.routes))
+
+    def check_stopped(self) -> None:
+        """A live client ends the stop by polling; without one, the manager ends it (bounded)."""
+        if self.client_gone and (
+            not self.routes or time.monotonic() - self.stopping > self.settings.shutdown_timeout
+        ):
+            self.done = True
+
+    def on_client_gone(self) -> None:
+        """The user process died without ManagerStop: store what it sent, then mark crashed."""
+        self.client_gone = True
+        self.outbox.cancel_join_thread()
+        while multiprocessing.connection.wait([self.inbox], 0):
+            messages = self.inbox.read_available()
+            if not messages:
+                break
+            for message in messages:
+                self.route(message)
+        for run_id, route in list(self.routes.items()):
+            if not route.finishing:
+                self.finish_internally(run_id, "crashed", None)
+        if self.stopping is None:
+            self.stopping = time.monotonic()
+
+    def on_worker_exit(self, index: int) -> None:
+        if self.stopping is not None and self.done:
+            return
+        self.dead.add(index)
+        self.outstanding[index] = 0
+        self.rec_qs[index].cancel_join_thread()
+        pid = self.worker_pids[index]
+        cause = ManagerError(
+            f"mplogger internal worker {index} (pid {pid}) died: {_exit_status(pid)}; "
+            "records of its runs that were not yet committed are lost")
+        lost = {run_id for run_id, route in self.routes.items() if route.index == index}
+        for request, run_id in self.waiting[index].items():
+            if request >= 0:
+                self.error(request, run_id, cause)
+            lost.add(run_id)
+        self.waiting[index].clear()
+        live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
+        for run_id in sorted(lost):
+            route = self.routes.pop(run_id, None)
+            self.internal = {r: v for r, v in self.internal.items() if v != run_id}
+            self.error(None, run_id, cause)
+            if route is not None and live:
+                request = next(self.internal_ids)
+                self.internal[request] = run_id
+                self.forward(live[0], request, run_id,
+                             FinishRun(request, run_id, "crashed", None, route.root))
+
+    def shutdown(self) -> None:
+        """Stop the workers (bounded) and make sure every reply has left."""
+        for index, queue in enumerate(self.rec_qs):
+            if index not in self.dead:
+                queue.put(WorkerStop())
+        deadline = time.monotonic() + min(5.0, self.settings.shutdown_timeout)
+        while self.worker_exits and time.monotonic() < deadline:
+            for fd in multiprocessing.connection.wait(list(self.worker_exits), deadline - time.monotonic()):
+                self.worker_exits.pop(fd)
+        if not self.client_gone:
+            self.outbox.close()
+            flusher = threading.Thread(target=self.outbox.join_thread, daemon=True)
+            flusher.start()
+            flusher.join(self.settings.shutdown_timeout)
+
+
+def _exit_status(pid: int) -> str:
+    try:
+        fd = os.pidfd_open(pid)
+        try:
+            info = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+        finally:
+            os.close(fd)
+    except (AttributeError, OSError):
+        return "exit status unknown"
+    if info is None:
+        return "exit status unknown"
+    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+        return describe_exit(-info.si_status)
+    return describe_exit(info.si_status)
+
+
+def main(mgr_i, mgr_o, settings: Settings, client_pid: int) -> None:
+    """The manager process: serve until stopped, or until the user process is gone."""
+    try:
+        os.setsid()
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
+    mux = Mux(mgr_i, mgr_o, settings, client_pid)
+    code = 0
+    try:
+        mux.start_pool()
+        mux.serve()
+    except BaseException as exc:
+        code = 1
+        mux.error(None, None, exc)
+    finally:
+        try:
+            mux.shutdown()
+        finally:
+            os._exit(code)

@@ -1,0 +1,227 @@
+"""The wire messages: the only objects that cross process boundaries.
+
+Every message is a frozen ``attrs`` class holding plain data (str, int, float, bytes, tuples and
+JSON-able dicts). ``PROTOCOL_VERSION`` is checked in the EnsureUp handshake [3,4], so a client and
+a manager from different releases refuse each other with a clear error instead of misreading.
+
+Step numbers in the comments refer to ``shared/design/seed-architecture.txt``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import attrs
+
+PROTOCOL_VERSION = 1
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Hello",
+    "Ready",
+    "InitRun",
+    "RunReady",
+    "LogBatch",
+    "UpdateRun",
+    "FlushRun",
+    "RunFlushed",
+    "GetSummary",
+    "SummaryReply",
+    "FinishRun",
+    "RunFinished",
+    "ManagerStop",
+    "StopAck",
+    "ManagerPoll",
+    "PollReply",
+    "RemoteError",
+    "ErrorReply",
+    "WorkerHello",
+    "BatchesDone",
+    "WorkerStop",
+]
+
+
+@attrs.frozen
+class Hello:
+    """EnsureUp [3]: the client asks whether the manager and its pool are serving."""
+
+    protocol: int
+    client_pid: int
+
+
+@attrs.frozen
+class Ready:
+    """EnsureUp [4]: the manager and every worker are serving."""
+
+    protocol: int
+    manager_pid: int
+    worker_pids: tuple
+
+
+@attrs.frozen
+class InitRun:
+    """UserInitMsg [5]: create (or resume) a run in the store at ``root``."""
+
+    request: int
+    root: str
+    record: dict
+    resume: Optional[str] = None
+
+
+@attrs.frozen
+class RunReady:
+    """UserInitMsg reply [6]: the run exists in the store."""
+
+    request: int
+    run_id: str
+    record: dict
+
+
+@attrs.frozen
+class LogBatch:
+    """log() [7]: rows of one run, serialised once by the client and routed undecoded."""
+
+    run_id: str
+    payload: bytes
+    rows: int
+
+
+@attrs.frozen
+class UpdateRun:
+    """A change to a run's config, summary or tags, applied in order with its rows."""
+
+    run_id: str
+    config: Optional[dict] = None
+    summary: Optional[dict] = None
+    summary_deleted: tuple = ()
+
+
+@attrs.frozen
+class FlushRun:
+    """A barrier: reply once every earlier record of the run is committed."""
+
+    request: int
+    run_id: str
+
+
+@attrs.frozen
+class RunFlushed:
+    request: int
+    run_id: str
+    rows: int
+
+
+@attrs.frozen
+class GetSummary:
+    """Ask for a run's current summary (after every earlier record)."""
+
+    request: int
+    run_id: str
+
+
+@attrs.frozen
+class SummaryReply:
+    request: int
+    run_id: str
+    summary: dict
+
+
+@attrs.frozen
+class FinishRun:
+    """UserFinMsg [9]: commit everything, set the final state, close the run."""
+
+    request: int
+    run_id: str
+    state: str
+    exit_code: Optional[int]
+    root: Optional[str] = None
+
+
+@attrs.frozen
+class RunFinished:
+    """UserFinMsg reply [a], with the run's final summary."""
+
+    request: int
+    run_id: str
+    state: str
+    rows: int
+    summary: dict = attrs.Factory(dict)
+
+
+@attrs.frozen
+class ManagerStop:
+    """ManagerStop [b]: finish every open run with ``exit_code`` and stop when done."""
+
+    request: int
+    exit_code: int
+
+
+@attrs.frozen
+class StopAck:
+    """ManagerStop reply [c]: the runs still being closed."""
+
+    request: int
+    pending: tuple
+
+
+@attrs.frozen
+class ManagerPoll:
+    """ManagerPoll [d]: is everything flushed and closed?"""
+
+    request: int
+
+
+@attrs.frozen
+class PollReply:
+    """ManagerPoll reply [e]."""
+
+    request: int
+    done: bool
+    pending: tuple
+
+
+@attrs.frozen
+class RemoteError:
+    """An exception raised in another process, with its traceback (via ``tblib``)."""
+
+    type_name: str
+    message: str
+    traceback: Optional[dict]
+    formatted: str
+    exception: Optional[bytes] = None
+    process: str = ""
+
+
+@attrs.frozen
+class ErrorReply:
+    """A failure in the manager or a worker, for a request or (asynchronously) for a run."""
+
+    request: Optional[int]
+    run_id: Optional[str]
+    error: RemoteError
+
+
+@attrs.frozen
+class WorkerHello:
+    """A worker announces itself on its ``rsp_q`` when its loop starts."""
+
+    index: int
+    pid: int
+
+
+@attrs.frozen
+class BatchesDone:
+    """Flow control: a worker committed ``batches`` LogBatch messages."""
+
+    index: int
+    batches: int
+
+
+@attrs.frozen
+class WorkerStop:
+    """The manager tells a worker to close its stores and return."""
+
+
+def describe(message: Any) -> str:
+    """A short name for a message, for error texts."""
+    return type(message).__name__

@@ -1,0 +1,313 @@
+"""The ``Run`` object a user logs to, with its ``config`` and ``summary``."""
+
+from __future__ import annotations
+
+import operator
+import os
+import time
+import warnings
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
+
+from mplogger import _store
+from mplogger._client import Client
+from mplogger._errors import ManagerError, RunError, UsageError
+from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
+from mplogger._values import SCALAR_TYPES, check_row, jsonable
+
+__all__ = ["Run", "Config", "Summary"]
+
+_time = time.time
+
+
+class Config(MutableMapping):
+    """A run's configuration: a dict with attribute access; every change reaches the store."""
+
+    def __init__(self, run: "Run", data: Optional[Mapping[str, Any]] = None) -> None:
+        object.__setattr__(self, "_run", run)
+        object.__setattr__(self, "_data", dict(data or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+        self._run._send_config()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(f"config has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def update(self, data: Any = (), **more: Any) -> None:  # type: ignore[override]
+        values = dict(data, **more)
+        for key in values:
+            if not isinstance(key, str):
+                raise TypeError(f"config keys must be strings; got {key!r} ({type(key).__name__})")
+        self._data.update(values)
+        self._run._send_config()
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"Config({self._data!r})"
+
+
+class Summary(MutableMapping):
+    """A run's summary: the last value of each logged key, unless set here (then that wins)."""
+
+    def __init__(self, run: "Run") -> None:
+        object.__setattr__(self, "_run", run)
+
+    def _current(self) -> Dict[str, Any]:
+        return self._run._fetch_summary()
+
+    def __getitem__(self, key: str) -> Any:
+        return self._current()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.update({key: value})
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._current():
+            raise KeyError(key)
+        self._run._send(UpdateRun(self._run.id, summary_deleted=(key,)))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._current())
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._current()[name]
+        except KeyError:
+            raise AttributeError(f"summary has no key {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def update(self, data: Any = (), **more: Any) -> None:  # type: ignore[override]
+        values = check_row(dict(data, **more), _reject_reserved)
+        self._run._commit_pending()
+        self._run._send(UpdateRun(self._run.id, summary=values))
+
+    def __repr__(self) -> str:
+        return f"Summary({self._current()!r})"
+
+
+def _reject_reserved(key: str) -> None:
+    raise ValueError(f"key {key!r} is set by mplogger and cannot be set by hand")
+
+
+class Run:
+    """A run: log rows to it, then finish it. Use it as a context manager to finish on exit."""
+
+    def __init__(self, client: Client, record: Dict[str, Any], root: str, config: Mapping[str, Any],
+                 on_finish: Callable[["Run"], None]) -> None:
+        self._client = client
+        self._record = record
+        self.id: str = record["id"]
+        self.name: str = record["name"]
+        self.project: str = record["project"]
+        self.group: Optional[str] = record.get("run_group")
+        self.job_type: Optional[str] = record.get("job_type")
+        self.notes: Optional[str] = record.get("notes")
+        self.tags: tuple = tuple(record.get("tags_list", ()))
+        self.root = root
+        self.dir = _store.run_dir(root, self.id)
+        self.start_time: float = record["created"]
+        self.config = Config(self, config)
+        self.summary = Summary(self)
+        self.state = "running"
+        self._on_finish = on_finish
+        self._closed = False
+        self._step = 0 if record.get("last_step") is None else record["last_step"] + 1
+        self._pending: Optional[Dict[str, Any]] = None
+        self._pending_time = 0.0
+        self._known_keys: set = set()
+        self._dropped = 0
+        self._final_summary: Dict[str, Any] = {}
+        self._sender = client.sender(self.id)
+        self._append = self._sender.append
+
+    # --- logging -------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """The step the next committed row gets."""
+        return self._step
+
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+        """Log a row of metrics. Returns at once: rows are stored in the background.
+
+        ``step``/``commit`` follow wandb: ``commit=False`` adds keys to the pending row; a larger
+        ``step`` commits the pending row and jumps; a smaller one is dropped with a warning.
+        """
+        if (step is None and commit is None and self._pending is None and type(data) is dict
+                and not self._closed):
+            if data.keys() <= self._known_keys and SCALAR_TYPES.issuperset(map(type, data.values())):
+                values = data.copy()
+            else:
+                values = self._check(data)
+            if self._append((self._step, _time(), values)):
+                self._raise_errors()
+            self._step += 1
+            return
+        self._log_general(data, step, commit)
+
+    def _check(self, data: Any) -> Dict[str, Any]:
+        values = check_row(data, self._warn_reserved)
+        self._known_keys.update(values)
+        return values
+
+    def _warn_reserved(self, key: str) -> None:
+        warnings.warn(f"log() key {key!r} is set by mplogger; the value given is ignored",
+                      stacklevel=4)
+
+    def _log_general(self, data: Any, step: Optional[int], commit: Optional[bool]) -> None:
+        if self._closed:
+            warnings.warn(f"run {self.id} is finished; log() ignored", stacklevel=3)
+            return
+        values = self._check(data)
+        if step is not None:
+            try:
+                step = operator.index(step)
+            except TypeError:
+                raise TypeError(f"log() step must be an int, not {type(step).__name__}") from None
+            if step < 0:
+                raise ValueError(f"log() step must be >= 0, got {step}")
+            if step < self._step:
+                self._drop(values, step)
+                return
+            if step > self._step:
+                self._commit_pending()
+                self._step = step
+            self._merge(values)
+            if commit:
+                self._commit_pending()
+        else:
+            self._merge(values)
+            if commit is None or commit:
+                self._commit_pending()
+
+    def _drop(self, values: Dict[str, Any], step: int) -> None:
+        self._dropped += 1
+        if self._dropped == 1:
+            keys = ", ".join(repr(k) for k in list(values)[:3])
+            warnings.warn(
+                f"run {self.id}: log() with step={step} is below the current step {self._step}; "
+                f"the row ({keys}) was dropped (steps must increase; later drops are counted "
+                "in summary['_dropped_rows'])", stacklevel=4)
+        self._send(UpdateRun(self.id, summary={"_dropped_rows": self._dropped}))
+
+    def _merge(self, values: Dict[str, Any]) -> None:
+        if self._pending is None:
+            self._pending = {}
+        self._pending.update(values)
+        self._pending_time = _time()
+
+    def _commit_pending(self) -> None:
+        if self._pending is not None:
+            row = (self._step, self._pending_time, self._pending)
+            self._pending = None
+            self._step += 1
+            if self._append(row):
+                self._raise_errors()
+
+    def _raise_errors(self) -> None:
+        errors = self._client.take_errors(self.id)
+        if errors:
+            cause = errors[0]
+            raise RunError(
+                f"run {self.id}: the store reported {type(cause).__name__}: {cause}"
+                + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+            ) from cause
+
+    def _send(self, message: object) -> None:
+        if self._closed:
+            warnings.warn(f"run {self.id} is finished; the change is ignored", stacklevel=3)
+            return
+        self._sender.flush()
+        self._client.send(message)
+
+    def _send_config(self) -> None:
+        self._send(UpdateRun(self.id, config=jsonable(self.config.as_dict())))
+
+    def _fetch_summary(self) -> Dict[str, Any]:
+        if self._closed:
+            return dict(self._final_summary)
+        self._commit_pending()
+        self._sender.flush()
+        reply = self._client.request(lambda r: GetSummary(r, self.id), f"summary of run {self.id}")
+        assert isinstance(reply, SummaryReply)
+        return reply.summary
+
+    # --- flush and finish ----------------------------------------------------------------
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Return once everything logged so far by this run is durable in the store."""
+        if self._closed:
+            return
+        self._commit_pending()
+        self._sender.flush()
+        self._request(lambda r: FlushRun(r, self.id), "flush", timeout)
+        self._raise_errors()
+
+    def _request(self, make: Callable[[int], object], what: str, timeout: Optional[float]) -> object:
+        try:
+            return self._client.request(make, f"{what} of run {self.id}", timeout)
+        except ManagerError:
+            raise
+        except Exception as exc:
+            raise RunError(f"run {self.id}: {what} failed: {type(exc).__name__}: {exc}") from exc
+
+    def finish(self, exit_code: Optional[int] = None) -> None:
+        """Store everything, mark the run finished (or failed, for a non-zero exit code)."""
+        if self._closed:
+            return
+        state = "finished" if not exit_code else "failed"
+        try:
+            self._commit_pending()
+            self._sender.flush()
+            reply = self._request(lambda r: FinishRun(r, self.id, state, exit_code), "finish", None)
+            assert isinstance(reply, RunFinished)
+            self.state = reply.state
+            self._final_summary = reply.summary
+        finally:
+            self._closed = True
+            self._client.forget(self.id)
+            self._on_finish(self)
+        self._raise_errors()
+
+    def _close_at_exit(self, state: str) -> None:
+        """The manager finished this run at exit; stop accepting rows."""
+        self._closed = True
+        self.state = state
+        self._on_finish(self)
+
+    def _disown(self) -> None:
+        """In a forked child: this run belongs to the parent, so the child's calls are ignored."""
+        self._closed = True
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
+        self.finish(exit_code=1 if kind is not None else 0)
+
+    def __repr__(self) -> str:
+        return f"<mplogger.Run {self.id} {self.name!r} project={self.project!r} state={self.state}>"
+

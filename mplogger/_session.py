@@ -1,0 +1,117 @@
+"""This process's logging session: its manager client, its open runs, and the exit path.
+
+One manager per user process. A forked child does not inherit the session: the parent's runs
+are closed in the child (their ``log()`` warns and does nothing), and a child that calls
+``init()`` starts a session of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from mplogger import _exit, _launch
+from mplogger._client import Client
+from mplogger._settings import Settings
+
+__all__ = ["Session", "current", "setup", "teardown"]
+
+
+class Session:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.client: Optional[Client] = None
+        self.runs: Dict[str, Any] = {}
+        self.lock = threading.RLock()
+        self.settings: Optional[Settings] = None
+
+
+_session = Session()
+_exit_registered_pid = 0
+_jupyter_hooked = False
+
+
+def current() -> Session:
+    """The session of this process (a fresh one in a forked child)."""
+    global _session
+    if _session.pid != os.getpid():
+        _session = Session()
+    return _session
+
+
+def _after_fork_in_child() -> None:
+    for run in list(_session.runs.values()):
+        run._disown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Client:
+    """StartProcess + EnsureUp, once per process (later calls return the running client)."""
+    global _exit_registered_pid
+    session = current()
+    with session.lock:
+        if session.client is not None and not session.client.stopped:
+            return session.client
+        resolved = Settings.from_env(settings)
+        session.client = Client(resolved)
+        session.settings = resolved
+        _exit.install_hooks()
+        if _exit_registered_pid != os.getpid():
+            _exit_registered_pid = os.getpid()
+            _exit.register(_at_exit)
+        _hook_jupyter(session.client)
+        return session.client
+
+
+def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any], None]] = None) -> None:
+    """Finish every open run (state from ``exit_code``) and stop the manager, bounded in time."""
+    session = current()
+    with session.lock:
+        client = session.client
+        if client is None:
+            return
+        code = _exit.exit_code() if exit_code is None else exit_code
+        for run in list(session.runs.values()):
+            try:
+                run._commit_pending()
+            except Exception:
+                pass
+        pending = client.stop(code)
+        state = "finished" if code == 0 else "failed"
+        for run in list(session.runs.values()):
+            run._close_at_exit(state)
+        session.runs.clear()
+        session.client = None
+        if pending:
+            sys.stderr.write(
+                f"mplogger: the manager did not confirm within {client.settings.shutdown_timeout:g} s "
+                f"that these runs are complete; their last records may be missing: {', '.join(pending)}\n"
+            )
+
+
+def _at_exit() -> None:
+    if _session.pid == os.getpid() and _session.client is not None:
+        teardown()
+
+
+def _hook_jupyter(client: Client) -> None:
+    """In a notebook, send buffered rows after every cell, so an idle kernel holds nothing."""
+    global _jupyter_hooked
+    if _jupyter_hooked or not _launch.in_jupyter():
+        return
+    ip = sys.modules["IPython"].get_ipython()
+
+    def after_cell(*_: Any) -> None:
+        session = current()
+        if session.client is not None and not session.client.stopped:
+            try:
+                session.client.flush_all()
+            except Exception as exc:  # never break the kernel over logging
+                sys.stderr.write(f"mplogger: could not send rows after the cell: {exc}\n")
+
+    ip.events.register("post_run_cell", after_cell)
+    _jupyter_hooked = True

@@ -1,0 +1,88 @@
+"""Settings: what a user can tune, with their defaults and environment variables."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Union
+
+import attrs
+
+__all__ = ["Settings", "START_METHODS", "resolve_root"]
+
+START_METHODS = ("auto", "fork", "forkserver", "spawn")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"Settings.{attribute.name} must be > 0, got {value!r}")
+
+
+def _start_method(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if value not in START_METHODS:
+        raise ValueError(
+            f"Settings.start_method must be one of {', '.join(START_METHODS)}; got {value!r}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """How mplogger runs. Every field has a default; ``MPLOGGER_*`` variables override them.
+
+    start_method: how the manager process starts. ``auto`` forks when the process has a single
+        thread (fast and safe) and uses ``spawn`` otherwise (a forked multi-threaded process can
+        inherit locks that are never released).
+    workers: size of the internal worker pool; each run is pinned to one worker.
+    shutdown_timeout: the bound, in seconds, on every wait at finish and at exit.
+    batch_size / batch_interval: a run's rows are sent to the manager every ``batch_size`` rows
+        or ``batch_interval`` seconds, whichever comes first. ``batch_interval`` bounds what a
+        SIGKILL of the user process can lose.
+    queue_batches: how many batches may wait for the store before ``log()`` blocks
+        (back-pressure instead of unbounded memory).
+    """
+
+    start_method: str = attrs.field(default="auto", validator=_start_method)
+    workers: int = attrs.field(default=0)
+    shutdown_timeout: float = attrs.field(default=30.0, validator=_positive)
+    batch_size: int = attrs.field(default=256, validator=_positive)
+    batch_interval: float = attrs.field(default=0.05, validator=_positive)
+    queue_batches: int = attrs.field(default=64, validator=_positive)
+
+    @classmethod
+    def from_env(cls, base: Optional[Union["Settings", Mapping[str, Any]]] = None) -> "Settings":
+        """Settings from ``base`` (a Settings or a dict), with ``MPLOGGER_*`` variables applied."""
+        if base is None:
+            values: dict = {}
+        elif isinstance(base, Settings):
+            values = {
+                f.name: getattr(base, f.name)
+                for f in attrs.fields(cls)
+                if getattr(base, f.name) != f.default
+            }
+        elif isinstance(base, Mapping):
+            unknown = set(base) - {f.name for f in attrs.fields(cls)}
+            if unknown:
+                raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            values = dict(base)
+        else:
+            raise TypeError(f"settings must be a Settings or a dict, not {type(base).__name__}")
+        env = os.environ
+        if "MPLOGGER_START_METHOD" in env and "start_method" not in values:
+            values["start_method"] = env["MPLOGGER_START_METHOD"]
+        for name, cast in (("workers", int), ("shutdown_timeout", float)):
+            key = "MPLOGGER_" + name.upper()
+            if key in env and name not in values:
+                try:
+                    values[name] = cast(env[key])
+                except ValueError:
+                    raise ValueError(f"{key}={env[key]!r} is not a valid {cast.__name__}") from None
+        return cls(**values)
+
+    def worker_count(self) -> int:
+        """The pool size: the setting, else min(4, CPUs)."""
+        return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
+
+
+def resolve_root(dir: Optional[Union[str, os.PathLike]] = None) -> str:
+    """The store's root folder: ``dir``, else ``MPLOGGER_DIR``, else ``./mplogger``."""
+    root = dir if dir is not None else os.environ.get("MPLOGGER_DIR") or "mplogger"
+    return os.path.abspath(os.fspath(root))

@@ -1,0 +1,146 @@
+"""What ``log()`` accepts, checked at the call site, and how values are written as JSON.
+
+Accepted: int, float, bool, str, None, numpy scalars and 0-d arrays (taken as Python scalars),
+and nested dicts of these (stored nested; read back nested, or by dotted key). Keys are strings
+and may not start with ``_`` (mplogger's own keys ``_step``, ``_timestamp``, ``_runtime`` do).
+
+On disk every value is plain JSON that ``sqlite3``'s JSON functions and ``jq`` accept. JSON has no
+NaN or infinity, so a non-finite float is written as ``{"_type": "float", "value": "NaN"}``
+(or ``"Infinity"`` / ``"-Infinity"``) and read back as the float.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Callable, Dict, Mapping
+
+__all__ = [
+    "SCALAR_TYPES",
+    "RESERVED_KEYS",
+    "check_row",
+    "to_json",
+    "from_json",
+    "jsonable",
+]
+
+SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
+RESERVED_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
+
+_encode = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def check_row(data: Any, on_reserved: Callable[[str], None]) -> Dict[str, Any]:
+    """A checked copy of one ``log()`` payload; TypeError/ValueError name the bad key."""
+    if not isinstance(data, Mapping):
+        raise TypeError(
+            f"log() takes a dict of metric names to values, not {type(data).__name__}: {data!r:.80}"
+        )
+    out: Dict[str, Any] = {}
+    for key, value in data.items():
+        if type(key) is not str:
+            raise TypeError(
+                f"log() keys must be strings; got key {key!r} of type {type(key).__name__}"
+            )
+        if key in RESERVED_KEYS:
+            on_reserved(key)
+            continue
+        if not key or key[0] == "_":
+            raise ValueError(
+                f"log() key {key!r}: keys starting with '_' are reserved for mplogger"
+                if key
+                else "log() keys must not be empty"
+            )
+        out[key] = _check_value(key, value)
+    return out
+
+
+def _check_value(path: str, value: Any) -> Any:
+    kind = type(value)
+    if kind in SCALAR_TYPES:
+        return value
+    if isinstance(value, Mapping):
+        nested: Dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise TypeError(
+                    f"log() key {path!r}: nested keys must be strings; got {key!r} "
+                    f"of type {type(key).__name__}"
+                )
+            if not key or key[0] == "_":
+                raise ValueError(
+                    f"log() key {path}.{key}: keys starting with '_' (or empty) are reserved"
+                )
+            nested[key] = _check_value(f"{path}.{key}", item)
+        return nested
+    scalar = _array_scalar(value)
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    raise TypeError(
+        f"log() key {path!r}: cannot store a value of type {kind.__module__}.{kind.__qualname__} "
+        f"({value!r:.60}); log numbers, strings, None or dicts of them"
+    )
+
+
+_NOT_SCALAR = object()
+
+
+def _array_scalar(value: Any) -> Any:
+    """A numpy scalar or 0-d array as a Python scalar, without importing numpy ourselves."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    module = type(value).__module__
+    if module == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        item = value.item()
+        if type(item) in SCALAR_TYPES:
+            return item
+    return _NOT_SCALAR
+
+
+def _replace_nonfinite(value: Any) -> Any:
+    if type(value) is float and not math.isfinite(value):
+        return {"_type": "float", "value": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+    if isinstance(value, dict):
+        return {k: _replace_nonfinite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace_nonfinite(v) for v in value]
+    return value
+
+
+def to_json(value: Any) -> str:
+    """Strict JSON text for ``value``; non-finite floats become typed markers."""
+    text = _encode(value)
+    if "NaN" in text or "Infinity" in text:
+        text = _encode(_replace_nonfinite(value))
+    return text
+
+
+def _object_hook(obj: dict) -> Any:
+    if obj.get("_type") == "float" and len(obj) == 2:
+        return float(obj["value"])
+    return obj
+
+
+def from_json(text: str) -> Any:
+    """Read what :func:`to_json` wrote, with non-finite floats restored."""
+    return json.loads(text, object_hook=_object_hook)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-able copy of a config value: containers kept, anything else as its ``repr``."""
+    if type(value) in SCALAR_TYPES:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    scalar = _array_scalar(value)
+    if scalar is not _NOT_SCALAR:
+        return scalar
+    return repr(value)
