@@ -175,11 +175,7 @@ def init(
     assert isinstance(reply, RunReady)
     stored = dict(reply.record)
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")
-    if stored.get("last_step") is not None and resume_mode:
-        merged = from_json(stored["config"])
-        merged.update(config_values)
-        config_values = merged
-    new_run = Run(client, stored, root, config_values, _on_finish)
+    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish)
     session.runs[new_run.id] = new_run
     if reinit != "create_new":
         _set_globals(new_run)

@@ -30,8 +30,15 @@ class Api:
             self._conn = _store.connect(self.root, create=False)
         return self._conn
 
+    def _ready(self) -> bool:
+        """False while the store's file exists but its first writer has not created the tables."""
+        return self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone() is not None
+
     def runs(self, project: Optional[str] = None) -> List["StoredRun"]:
         """Stored runs, newest first, optionally of one project."""
+        if not self._ready():
+            return []
         query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
         params: tuple = ()
         if project is not None:
@@ -42,9 +49,9 @@ class Api:
 
     def run(self, run_id: str) -> "StoredRun":
         """One stored run by id; KeyError names the closest ids when it is not there."""
-        record = _store.fetch_run(self.conn, run_id)
+        record = _store.fetch_run(self.conn, run_id) if self._ready() else None
         if record is None:
-            known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")]
+            known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")] if self._ready() else []
             close = [k for k in known if k.startswith(run_id[:3])][:5]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise KeyError(f"no run {run_id!r} in {self.root}{hint}")

@@ -220,12 +220,23 @@ class Client:
             pending = tuple(self.senders)
         finally:
             self.stopped = True
-            self.mgr_i.cancel_join_thread()
-            self.process.join(min(5.0, self.settings.shutdown_timeout) if not pending else 0.5)
-            if self.process.exitcode is None:
-                self.process.kill()
-                self.process.join(1.0)
+            self._release(join_timeout=min(5.0, self.settings.shutdown_timeout) if not pending else 0.5)
         return pending
+
+    def _release(self, join_timeout: float) -> None:
+        """Wait (bounded) for the manager to exit, then free threads, pipes and fds."""
+        self._closing.set()
+        self.mgr_i.cancel_join_thread()
+        self.process.join(join_timeout)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(1.0)
+        self.mgr_i.close()
+        self.mgr_o.close()
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(1.0)
+        if self.process.exitcode is not None:
+            self.process.close()
 
 
 class RunSender:

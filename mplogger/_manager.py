@@ -96,6 +96,7 @@ class Mux:
         self.client_sentinel = multiprocessing.parent_process().sentinel
         self.client_gone = False
         self.routes: Dict[str, _Route] = {}
+        self.broken: Dict[str, BaseException] = {}
         self.waiting: List[Dict[int, str]] = []
         self.internal: Dict[int, str] = {}
         self.internal_ids = itertools.count(-2, -1)
@@ -103,6 +104,7 @@ class Mux:
         self.done = False
         self.worker_pids: List[int] = []
         self.worker_exits: Dict[int, int] = {}
+        self.worker_processes: Dict[int, multiprocessing.process.BaseProcess] = {}
         self.dead: set = set()
         self.outstanding: List[int] = []
         self.pool = None
@@ -133,11 +135,14 @@ class Mux:
                     if type(message) is WorkerHello:
                         self.worker_pids[message.index] = message.pid
                         pending.discard(message.index)
+        # The pool reaps its dead workers itself; holding its process objects keeps their
+        # sentinels open and their exit codes readable whichever thread reaps them.
+        processes = {p.pid: p for p in getattr(self.pool, "_pool", [])}
         for index, pid in enumerate(self.worker_pids):
-            try:
-                self.worker_exits[os.pidfd_open(pid)] = index
-            except (AttributeError, OSError):
-                pass
+            process = processes.get(pid)
+            if process is not None:
+                self.worker_processes[index] = process
+                self.worker_exits[process.sentinel] = index
 
     # --- loop --------------------------------------------------------------------------
     def serve(self) -> None:
@@ -183,15 +188,17 @@ class Mux:
         if kind is LogBatch or kind is UpdateRun:
             route = self.routes.get(message.run_id)
             if route is None:
-                return self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
+                if message.run_id not in self.broken:  # a broken run's error was already sent
+                    self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
+                return
             if kind is LogBatch:
                 self.outstanding[route.index] += 1
             self.rec_qs[route.index].put(message)
         elif kind in (FlushRun, GetSummary, FinishRun):
             route = self.routes.get(message.run_id)
             if route is None or route.finishing:
-                return self.error(message.request, message.run_id,
-                                  KeyError(f"run {message.run_id!r} is not open"))
+                cause = self.broken.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open")
+                return self.error(message.request, message.run_id, cause)
             if kind is FinishRun:
                 route.finish_request = message.request
             self.forward(route.index, message.request, message.run_id, message)
@@ -300,7 +307,7 @@ class Mux:
         self.rec_qs[index].cancel_join_thread()
         pid = self.worker_pids[index]
         cause = ManagerError(
-            f"mplogger internal worker {index} (pid {pid}) died: {_exit_status(pid)}; "
+            f"mplogger internal worker {index} (pid {pid}) died: {self.exit_status(index)}; "
             "records of its runs that were not yet committed are lost")
         lost = {run_id for run_id, route in self.routes.items() if route.index == index}
         for request, run_id in self.waiting[index].items():
@@ -310,6 +317,7 @@ class Mux:
         self.waiting[index].clear()
         live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
         for run_id in sorted(lost):
+            self.broken[run_id] = cause
             route = self.routes.pop(run_id, None)
             self.internal = {r: v for r, v in self.internal.items() if v != run_id}
             self.error(None, run_id, cause)
@@ -318,6 +326,15 @@ class Mux:
                 self.internal[request] = run_id
                 self.forward(live[0], request, run_id,
                              FinishRun(request, run_id, "crashed", None, route.root))
+
+    def exit_status(self, index: int) -> str:
+        process = self.worker_processes.get(index)
+        if process is None:
+            return "exit status unknown"
+        deadline = time.monotonic() + 1.0
+        while process.exitcode is None and time.monotonic() < deadline:
+            process.join(0.05)
+        return describe_exit(process.exitcode)
 
     def shutdown(self) -> None:
         """Stop the workers (bounded) and make sure every reply has left."""
@@ -333,22 +350,6 @@ class Mux:
             flusher = threading.Thread(target=self.outbox.join_thread, daemon=True)
             flusher.start()
             flusher.join(self.settings.shutdown_timeout)
-
-
-def _exit_status(pid: int) -> str:
-    try:
-        fd = os.pidfd_open(pid)
-        try:
-            info = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-        finally:
-            os.close(fd)
-    except (AttributeError, OSError):
-        return "exit status unknown"
-    if info is None:
-        return "exit status unknown"
-    if info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
-        return describe_exit(-info.si_status)
-    return describe_exit(info.si_status)
 
 
 def main(mgr_i, mgr_o, settings: Settings, client_pid: int) -> None:

@@ -278,7 +278,8 @@ class Run:
         """Store everything, mark the run finished (or failed, for a non-zero exit code)."""
         if self._closed:
             return
-        state = "finished" if not exit_code else "failed"
+        exit_code = 0 if exit_code is None else exit_code
+        state = "finished" if exit_code == 0 else "failed"
         try:
             self._commit_pending()
             self._sender.flush()

@@ -171,8 +171,11 @@ class Worker:
             _store.insert_run(conn, record)
             stored = record
         else:
+            config = from_json(existing["config"])
+            config.update(from_json(record["config"]))
             _store.update_run(conn, run_id, state="running", exit_code=None, finished=None,
-                              updated=now, pid=record.get("pid"), host=record.get("host"))
+                              updated=now, pid=record.get("pid"), host=record.get("host"),
+                              config=to_json(config))
             stored = _store.fetch_run(conn, run_id)
         os.makedirs(_store.run_dir(message.root, run_id), exist_ok=True)
         self.runs[run_id] = _OpenRun(run_id, message.root, conn, stored)

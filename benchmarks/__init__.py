@@ -1,0 +1,1 @@
+"""Benchmarks for mplogger (run with ``python -m benchmarks``)."""

@@ -1,0 +1,34 @@
+"""The quick-start demo: log a small run to the default store and say how to read it back.
+
+Run it with ``python -m mplogger.demo``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mplogger
+
+
+def main() -> None:
+    run = mplogger.init(project="demo", config={"lr": 0.01, "epochs": 3, "model": "tiny-mlp"})
+    for step in range(300):
+        loss = 2.0 * math.exp(-step / 80) + 0.05 * math.sin(step / 5)
+        run.log({"loss": loss, "accuracy": 1 - loss / 2.2, "epoch": step // 100})
+    run.summary["best_loss"] = min(2.0 * math.exp(-s / 80) + 0.05 * math.sin(s / 5) for s in range(300))
+    run.finish()
+
+    stored = mplogger.Api(run.root).run(run.id)
+    print(f"logged run {stored.id} ({stored.name}) of project {stored.project!r}: "
+          f"{stored.rows} rows, state {stored.state}")
+    print(f"stored in {run.root} (SQLite database mplogger.db; run files under runs/{run.id}/)")
+    print(f"final loss {stored.summary['loss']:.4f}, best {stored.summary['best_loss']:.4f}")
+    print("read it back:")
+    print(f"    python -c \"import mplogger; r = mplogger.Api({run.root!r}).run({run.id!r}); "
+          "print(r.summary); print(r.history()[-1])\"")
+    print(f"    sqlite3 {run.root}/mplogger.db \"SELECT step, data FROM history "
+          f"WHERE run_id = '{run.id}' ORDER BY seq DESC LIMIT 3\"")
+
+
+if __name__ == "__main__":
+    main()

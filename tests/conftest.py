@@ -1,0 +1,85 @@
+"""Shared fixtures: a fresh store per test, a clean session, bounded waits and subprocess runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import pytest
+
+import mplogger
+
+REPO = Path(__file__).resolve().parent.parent
+START_METHODS = ["fork", "forkserver", "spawn"]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    """A store root of its own for each test."""
+    return str(tmp_path / "store")
+
+
+@pytest.fixture(autouse=True)
+def clean_session():
+    """Every test starts without a manager and leaves none behind."""
+    yield
+    mplogger.teardown()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)  # poll
+
+
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except OSError:
+        return True
+
+
+def script_env(**extra: str) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def write_script(tmp_path: Path, body: str, name: str = "script.py") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def run_script(path: Path, *args: str, timeout: float = 60, env: Optional[dict] = None) -> subprocess.CompletedProcess:
+    """Run a Python script as a user would; a hang fails the test instead of blocking it."""
+    return subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True,
+        timeout=timeout, env=env or script_env(),
+    )
+
+
+@pytest.fixture
+def script(tmp_path: Path):
+    """Write a script into the test's folder and return a runner for it."""
+    def make(body: str, name: str = "script.py") -> Path:
+        return write_script(tmp_path, body, name)
+    return make

@@ -1,0 +1,66 @@
+"""Several processes on one store: writers log at once while a reader reads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import mplogger
+
+from conftest import script_env
+
+WRITER = """
+    import sys, mplogger
+    run = mplogger.init(project="shared", name=sys.argv[2], dir=sys.argv[1])
+    for i in range(int(sys.argv[3])):
+        run.log({"i": i, "writer": sys.argv[2]})
+    run.finish()
+    print(run.id)
+"""
+
+READER = """
+    import json, sys, time, mplogger
+    api = mplogger.Api(sys.argv[1])
+    seen, reads = {}, 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            runs = api.runs(project="shared")
+        except FileNotFoundError:
+            continue
+        for run in runs:
+            rows = len(run.history(keys=["i"]))
+            assert rows >= seen.get(run.id, 0), "a reader saw rows disappear"
+            seen[run.id] = rows
+        reads += 1
+        if len(runs) == 2 and all(r.state == "finished" for r in runs):
+            break
+    print(json.dumps({"reads": reads, "seen": seen}))
+"""
+
+
+def test_two_writers_and_a_reader_on_one_root(script, root):
+    rows = 20000
+    env = script_env()
+    writers = [
+        subprocess.Popen([sys.executable, str(script(WRITER, "writer.py")), root, name, str(rows)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for name in ("w1", "w2")
+    ]
+    reader = subprocess.Popen([sys.executable, str(script(READER, "reader.py")), root],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    outputs = [w.communicate(timeout=120) for w in writers]
+    for writer, (out, err) in zip(writers, outputs):
+        assert writer.returncode == 0, err
+        assert "locked" not in err
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    report = json.loads(out)
+    assert report["reads"] >= 1
+    api = mplogger.Api(root)
+    for (run_id, _), name in zip(outputs, ("w1", "w2")):
+        stored = api.run(run_id.strip())
+        assert stored.state == "finished" and stored.name == name
+        assert [r["i"] for r in stored.history()] == list(range(rows))
+        assert report["seen"][stored.id] == rows

@@ -1,0 +1,108 @@
+"""Faults with real signals: the user process, a pool worker or the manager killed with SIGKILL.
+
+Each case must end in a clear error or a readable run marked ``crashed``; never a hang and never
+a process left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import mplogger
+from mplogger import ManagerError, RunError
+
+from conftest import START_METHODS, process_gone, script_env, wait_for
+
+KILLED_USER = """
+    import sys, time, mplogger
+    run = mplogger.init(dir=sys.argv[1])
+    for i in range(20000):
+        run.log({"i": i})
+    run.flush()
+    client = mplogger._session.current().client
+    print("READY", run.id, client.process.pid, *client.worker_pids, flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("start_method", START_METHODS)
+def test_sigkill_of_the_user_process_leaves_a_crashed_readable_run(script, root, start_method):
+    proc = subprocess.Popen(
+        [sys.executable, str(script(KILLED_USER)), root], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=script_env(MPLOGGER_START_METHOD=start_method),
+    )
+    try:
+        line = proc.stdout.readline().split()
+        assert line and line[0] == "READY", line
+        run_id, pids = line[1], [int(p) for p in line[2:]]
+        proc.kill()
+        proc.wait(10)
+        for pid in pids:
+            wait_for(lambda: process_gone(pid), 5, f"manager/worker {pid} to exit after the user died")
+        stored = mplogger.Api(root).run(run_id)
+        assert stored.state == "crashed"
+        assert [r["i"] for r in stored.history()] == list(range(20000))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _client():
+    return mplogger._session.current().client
+
+
+def test_sigkill_of_a_pool_worker_is_a_clear_error_not_a_hang(root):
+    run = mplogger.init(dir=root, settings={"workers": 2})
+    run.log({"x": 1})
+    run.flush()
+    victim = _client().worker_pids[0]
+    os.kill(victim, signal.SIGKILL)
+    with pytest.raises((RunError, ManagerError)) as info:
+        for i in range(100):
+            run.log({"x": i})
+            run.flush()
+    message = str(info.value) + str(info.value.__cause__ or "")
+    assert "SIGKILL" in message and str(victim) in message
+    with pytest.raises((RunError, ManagerError)):
+        run.finish()
+    assert mplogger.run is None
+    wait_for(lambda: mplogger.Api(root).run(run.id).state == "crashed", 10, "run marked crashed")
+    other = mplogger.init(dir=root)
+    other.log({"y": 2})
+    other.finish()
+    assert mplogger.Api(root).run(other.id).summary == {"y": 2}
+
+
+def test_sigkill_of_the_manager_is_a_clear_error_and_workers_follow(root):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    run.flush()
+    client = _client()
+    manager, workers = client.process.pid, list(client.worker_pids)
+    os.kill(manager, signal.SIGKILL)
+    with pytest.raises(ManagerError, match=r"manager \(pid \d+\) died: SIGKILL"):
+        for i in range(1000):
+            run.log({"x": i})
+        run.flush()
+    for pid in workers:
+        wait_for(lambda: process_gone(pid), 10, f"worker {pid} to exit after the manager died")
+    wait_for(lambda: mplogger.Api(root).run(run.id).state == "crashed", 10, "run marked crashed")
+    assert mplogger.Api(root).run(run.id).history()[0]["x"] == 1
+    mplogger.teardown()
+    again = mplogger.init(dir=root)
+    again.log({"x": 5})
+    again.finish()
+    assert mplogger.Api(root).run(again.id).summary == {"x": 5}
+
+
+def test_manager_gone_before_a_batch_is_sent_raises_within_bounds(root):
+    run = mplogger.init(dir=root, settings={"shutdown_timeout": 5})
+    os.kill(_client().process.pid, signal.SIGKILL)
+    wait_for(lambda: not _client().manager_alive(), 5, "manager to die")
+    with pytest.raises(ManagerError, match="died"):
+        run.finish()

@@ -1,0 +1,199 @@
+"""Tests for ``mplogger._run`` through the real manager, workers and SQLite store."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+
+import mplogger
+
+
+def test_end_to_end_10000_rows(root):
+    """init -> 10 000 logs -> finish -> every row, the summary, the config and the state."""
+    run = mplogger.init(project="e2e", name="ten-k", config={"lr": 0.1, "layers": [64, 32]}, dir=root)
+    for i in range(10_000):
+        run.log({"i": i, "loss": 1.0 / (i + 1), "tag": f"s{i % 3}"})
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    rows = stored.history()
+    assert len(rows) == 10_000 == stored.rows
+    assert [r["_step"] for r in rows] == list(range(10_000))
+    assert [r["i"] for r in rows] == list(range(10_000))
+    assert all(r["_runtime"] >= 0 and r["_timestamp"] > 0 for r in rows)
+    assert stored.summary == {"i": 9999, "loss": 1.0 / 10_000, "tag": "s0"}
+    assert stored.config == {"lr": 0.1, "layers": [64, 32]}
+    assert (stored.state, stored.exit_code, stored.project, stored.name) == ("finished", 0, "e2e", "ten-k")
+
+
+def test_init_sets_and_finish_clears_module_globals(root):
+    assert mplogger.run is None
+    run = mplogger.init(dir=root, config={"a": 1})
+    assert mplogger.run is run and mplogger.config is run.config and mplogger.summary is run.summary
+    mplogger.log({"x": 1})
+    assert mplogger.config.a == 1
+    mplogger.finish()
+    assert mplogger.run is None and mplogger.config is None
+    assert mplogger.Api(root).run(run.id).history(keys=["x"])[0]["x"] == 1
+
+
+def test_flush_makes_rows_readable_while_the_run_is_open(root):
+    run = mplogger.init(dir=root)
+    for i in range(1000):
+        run.log({"x": i})
+    run.flush()
+    stored = mplogger.Api(root).run(run.id)
+    assert stored.state == "running" and len(stored.history()) == 1000
+    run.finish()
+
+
+def test_finish_is_idempotent_and_failed_with_nonzero_code(root):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    run.finish(exit_code=2)
+    run.finish()
+    mplogger.finish()
+    stored = mplogger.Api(root).run(run.id)
+    assert (stored.state, stored.exit_code) == ("failed", 2)
+
+
+def test_context_manager_marks_failed_on_exception(root):
+    with pytest.raises(ZeroDivisionError):
+        with mplogger.init(dir=root) as run:
+            run.log({"x": 1})
+            1 / 0
+    assert mplogger.Api(root).run(run.id).state == "failed"
+    with mplogger.init(dir=root) as ok:
+        ok.log({"x": 1})
+    assert mplogger.Api(root).run(ok.id).state == "finished"
+
+
+def test_summary_is_last_value_and_explicit_sets_win_until_logged_again(root):
+    run = mplogger.init(dir=root)
+    run.log({"loss": 3.0, "acc": 0.1})
+    run.log({"loss": 2.0})
+    run.summary["loss"] = 0.5
+    run.summary["best"] = 0.25
+    assert run.summary["loss"] == 0.5 and run.summary.best == 0.25
+    run.log({"acc": 0.9})
+    assert run.summary["loss"] == 0.5
+    run.log({"loss": 1.0})
+    del run.summary["best"]
+    run.finish()
+    assert mplogger.Api(root).run(run.id).summary == {"loss": 1.0, "acc": 0.9}
+    assert run.summary["loss"] == 1.0
+
+
+def test_config_changes_reach_the_store(root):
+    run = mplogger.init(dir=root, config={"lr": 0.1})
+    run.config.batch = 32
+    run.config["fn"] = print
+    run.config.update({"opt": "adam"})
+    run.finish()
+    assert mplogger.Api(root).run(run.id).config == {
+        "lr": 0.1, "batch": 32, "fn": "<built-in function print>", "opt": "adam"}
+
+
+def test_nonfinite_and_nested_values_round_trip(root):
+    run = mplogger.init(dir=root)
+    run.log({"nan": float("nan"), "inf": float("inf"), "ninf": -float("inf"), "n": {"a": 1, "b": {"c": 2.5}}})
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    (row,) = stored.history()
+    assert math.isnan(row["nan"]) and row["inf"] == math.inf and row["ninf"] == -math.inf
+    assert row["n"] == {"a": 1, "b": {"c": 2.5}}
+    (dotted,) = stored.history(keys=["n.b.c", "inf"])
+    assert dotted["n.b.c"] == 2.5 and dotted["inf"] == math.inf
+    assert math.isnan(stored.summary["nan"])
+
+
+def test_numpy_values_are_stored_as_numbers(root):
+    np = pytest.importorskip("numpy")
+    run = mplogger.init(dir=root)
+    run.log({"f32": np.float32(0.5), "i64": np.int64(7), "zero_d": np.array(1.25)})
+    run.finish()
+    (row,) = mplogger.Api(root).run(run.id).history()
+    assert (row["f32"], row["i64"], row["zero_d"]) == (0.5, 7, 1.25)
+
+
+@pytest.mark.parametrize(
+    "calls, expected",
+    [
+        ([({"a": 1}, {}), ({"a": 2}, {})], [(0, {"a": 1}), (1, {"a": 2})]),
+        ([({"a": 1}, {"commit": False}), ({"b": 2}, {})], [(0, {"a": 1, "b": 2})]),
+        ([({"a": 1}, {"commit": False}), ({"a": 3}, {"commit": False}), ({}, {})], [(0, {"a": 3})]),
+        ([({"a": 1}, {"step": 5}), ({"b": 2}, {"step": 5}), ({"a": 3}, {"step": 7})],
+         [(5, {"a": 1, "b": 2}), (7, {"a": 3})]),
+        ([({"a": 1}, {"step": 2, "commit": True}), ({"a": 2}, {})], [(2, {"a": 1}), (3, {"a": 2})]),
+    ],
+)
+def test_step_and_commit_rules(root, calls, expected):
+    run = mplogger.init(dir=root)
+    for data, kwargs in calls:
+        run.log(data, **kwargs)
+    run.finish()
+    rows = mplogger.Api(root).run(run.id).history()
+    assert [(r.pop("_step"), {k: v for k, v in r.items() if not k.startswith("_")}) for r in rows] == expected
+
+
+def test_smaller_step_is_dropped_loudly_and_counted(root):
+    run = mplogger.init(dir=root)
+    run.log({"a": 1}, step=10)
+    with pytest.warns(UserWarning, match="step=3 is below the current step"):
+        run.log({"a": 2}, step=3)
+    run.log({"a": 3}, step=4)
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    assert [r["_step"] for r in stored.history()] == [10]
+    assert stored.summary["_dropped_rows"] == 2
+
+
+def test_two_runs_in_one_process_do_not_mix(root):
+    a = mplogger.init(dir=root, name="a", reinit="create_new")
+    b = mplogger.init(dir=root, name="b", reinit="create_new")
+    for i in range(2000):
+        a.log({"who": "a", "i": i})
+        b.log({"who": "b", "i": i})
+    a.finish()
+    b.finish()
+    api = mplogger.Api(root)
+    for run, who in ((a, "a"), (b, "b")):
+        rows = api.run(run.id).history()
+        assert len(rows) == 2000 and {r["who"] for r in rows} == {who}
+        assert [r["i"] for r in rows] == list(range(2000))
+
+
+def test_init_while_active_returns_the_run_unless_reinit(root):
+    first = mplogger.init(dir=root)
+    assert mplogger.init(dir=root) is first
+    second = mplogger.init(dir=root, reinit=True)
+    assert second is not first and mplogger.Api(root).run(first.id).state == "finished"
+    second.finish()
+
+
+def test_resume_continues_steps_config_and_summary(root):
+    run = mplogger.init(dir=root, id="resume01", config={"lr": 0.1})
+    run.log({"x": 1})
+    run.log({"x": 2})
+    run.finish()
+    again = mplogger.init(dir=root, id="resume01", resume="must", config={"epochs": 3})
+    again.log({"x": 3})
+    again.finish()
+    stored = mplogger.Api(root).run("resume01")
+    assert [r["_step"] for r in stored.history()] == [0, 1, 2]
+    assert stored.config == {"lr": 0.1, "epochs": 3} and stored.summary == {"x": 3}
+    with pytest.raises(ValueError, match="already exists"):
+        mplogger.init(dir=root, id="resume01")
+    with pytest.raises(ValueError, match="no run with id"):
+        mplogger.init(dir=root, id="missing1", resume="must")
+
+
+def test_run_id_is_safe_as_a_folder_name(root):
+    run = mplogger.init(dir=root)
+    assert run.id.isalnum() and run.dir.endswith(run.id)
+    import os
+    assert os.path.isdir(run.dir)
+    run.finish()
+    with pytest.raises(ValueError, match="folder name"):
+        mplogger.init(dir=root, id="../escape")
