@@ -57,19 +57,23 @@ class RemoteTraceback(Exception):
 
 def pack_exception(exc: BaseException, process: str) -> RemoteError:
     """Turn an exception into a message that any process can rebuild."""
+    original_tb = exc.__traceback__
+    formatted = "".join(_traceback.format_exception(type(exc), exc, original_tb))
     try:
-        tb = Traceback(exc.__traceback__).to_dict() if exc.__traceback__ else None
+        tb = Traceback(original_tb).to_dict() if original_tb else None
     except Exception:
         tb = None
     try:
         pickled = cloudpickle.dumps(exc.with_traceback(None))
     except Exception:
         pickled = None
+    finally:
+        exc.with_traceback(original_tb)
     return RemoteError(
         type_name=type(exc).__qualname__,
         message=str(exc),
         traceback=tb,
-        formatted="".join(_traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        formatted=f"[in {process}]\n{formatted}",
         exception=pickled,
         process=process,
     )

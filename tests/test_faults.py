@@ -106,3 +106,48 @@ def test_manager_gone_before_a_batch_is_sent_raises_within_bounds(root):
     wait_for(lambda: not _client().manager_alive(), 5, "manager to die")
     with pytest.raises(ManagerError, match="died"):
         run.finish()
+
+
+def test_frozen_manager_at_exit_warns_and_the_process_still_exits(script, root):
+    """shutdown_timeout bounds the exit: a clear warning names the run that may be incomplete."""
+    body = """
+        import os, signal, sys, mplogger
+        run = mplogger.init(dir=sys.argv[1], settings={"shutdown_timeout": 1})
+        run.log({"x": 1})
+        client = mplogger._session.current().client
+        print("RUN", run.id, client.process.pid, flush=True)
+        os.kill(client.process.pid, signal.SIGSTOP)
+    """
+    result = subprocess.run([sys.executable, str(script(body)), root], capture_output=True, text=True,
+                            timeout=60, env=script_env())
+    run_id, manager = result.stdout.split("RUN ")[1].split()[:2]
+    try:
+        assert result.returncode == 0
+        assert "did not confirm" in result.stderr and run_id in result.stderr
+        wait_for(lambda: process_gone(int(manager)), 10, "the frozen manager to be killed")
+    finally:
+        if not process_gone(int(manager)):
+            os.kill(int(manager), signal.SIGKILL)
+
+
+def test_a_worker_exception_arrives_with_its_original_traceback(root):
+    """The store fails under the worker: RunError names the run; the cause keeps the worker's frames."""
+    import sqlite3
+    import traceback
+
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    run.flush()
+    conn = sqlite3.connect(f"{root}/mplogger.db")
+    conn.execute("DROP TABLE history")
+    conn.commit()
+    conn.close()
+    run.log({"x": 2})
+    with pytest.raises(RunError, match=run.id) as info:
+        run.flush()
+    cause = info.value.__cause__
+    assert isinstance(cause, sqlite3.OperationalError) and "history" in str(cause)
+    frames = [frame.filename for frame in traceback.extract_tb(cause.__traceback__)]
+    assert any(name.endswith("_worker.py") for name in frames)
+    assert "Traceback" in str(cause.__cause__)
+    run.finish()
