@@ -166,6 +166,7 @@ class Client:
 
     # --- batches -------------------------------------------------------------------------
     def sender(self, run_id: str) -> "RunSender":
+        """The buffer of a new run (and the flusher thread, once per client)."""
         sender = self.senders[run_id] = RunSender(self, run_id, self.settings.batch_size)
         if self._flusher is None:
             self._flusher = threading.Thread(target=self._flush_loop, name="mplogger-flusher", daemon=True)
@@ -240,7 +241,12 @@ class Client:
 
 
 class RunSender:
-    """A run's rows waiting to be sent: one pickled LogBatch per ``size`` rows or per tick."""
+    """A run's rows waiting to be sent: one pickled LogBatch per ``size`` rows or per tick.
+
+    Appending takes no lock: ``rows`` is never replaced, and a sender takes the first ``n``
+    rows with a slice and a ``del`` (each atomic), so rows appended meanwhile stay for the next
+    batch. Taking and sending happen under one lock, so batches leave in order.
+    """
 
     __slots__ = ("client", "run_id", "size", "rows", "lock")
 
@@ -251,22 +257,16 @@ class RunSender:
         self.rows: list = []
         self.lock = threading.Lock()
 
-    def append(self, row: tuple) -> bool:
-        """Buffer one row; True when a batch was sent (the caller then checks for errors)."""
+    def send(self) -> None:
+        """Send what is buffered now (the caller then checks the run for errors)."""
+        rows = self.rows
         with self.lock:
-            rows = self.rows
-            rows.append(row)
-            if len(rows) < self.size:
-                return False
-            self._send_locked()
+            count = len(rows)
+            if not count:
+                return
+            batch = rows[:count]
+            del rows[:count]
+            self.client.send(LogBatch(self.run_id, pickle.dumps(batch, pickle.HIGHEST_PROTOCOL), count))
         self.client.poll()
-        return True
 
-    def flush(self) -> None:
-        with self.lock:
-            if self.rows:
-                self._send_locked()
-
-    def _send_locked(self) -> None:
-        rows, self.rows = self.rows, []
-        self.client.send(LogBatch(self.run_id, pickle.dumps(rows, pickle.HIGHEST_PROTOCOL), len(rows)))
+    flush = send

@@ -138,12 +138,14 @@ class Run:
         self._closed = False
         self._step = 0 if record.get("last_step") is None else record["last_step"] + 1
         self._pending: Optional[Dict[str, Any]] = None
+        self._fast = True  # no pending row and not closed: log(dict) skips the step rules
         self._pending_time = 0.0
         self._known_keys: set = set()
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
         self._sender = client.sender(self.id)
-        self._append = self._sender.append
+        self._rows = self._sender.rows
+        self._batch_size = self._sender.size
 
     # --- logging -------------------------------------------------------------------------
     @property
@@ -157,17 +159,22 @@ class Run:
         ``step``/``commit`` follow wandb: ``commit=False`` adds keys to the pending row; a larger
         ``step`` commits the pending row and jumps; a smaller one is dropped with a warning.
         """
-        if (step is None and commit is None and self._pending is None and type(data) is dict
-                and not self._closed):
+        if step is None and commit is None and self._fast and type(data) is dict:
             if data.keys() <= self._known_keys and SCALAR_TYPES.issuperset(map(type, data.values())):
                 values = data.copy()
             else:
                 values = self._check(data)
-            if self._append((self._step, _time(), values)):
-                self._raise_errors()
+            rows = self._rows
+            rows.append((self._step, _time(), values))
             self._step += 1
+            if len(rows) >= self._batch_size:
+                self._send_batch()
             return
         self._log_general(data, step, commit)
+
+    def _send_batch(self) -> None:
+        self._sender.send()
+        self._raise_errors()
 
     def _check(self, data: Any) -> Dict[str, Any]:
         values = check_row(data, self._warn_reserved)
@@ -217,16 +224,18 @@ class Run:
     def _merge(self, values: Dict[str, Any]) -> None:
         if self._pending is None:
             self._pending = {}
+            self._fast = False
         self._pending.update(values)
         self._pending_time = _time()
 
     def _commit_pending(self) -> None:
         if self._pending is not None:
-            row = (self._step, self._pending_time, self._pending)
+            self._rows.append((self._step, self._pending_time, self._pending))
             self._pending = None
+            self._fast = not self._closed
             self._step += 1
-            if self._append(row):
-                self._raise_errors()
+            if len(self._rows) >= self._batch_size:
+                self._send_batch()
 
     def _raise_errors(self) -> None:
         errors = self._client.take_errors(self.id)
@@ -289,6 +298,7 @@ class Run:
             self._final_summary = reply.summary
         finally:
             self._closed = True
+            self._fast = False
             self._client.forget(self.id)
             self._on_finish(self)
         self._raise_errors()
@@ -296,12 +306,14 @@ class Run:
     def _close_at_exit(self, state: str) -> None:
         """The manager finished this run at exit; stop accepting rows."""
         self._closed = True
+        self._fast = False
         self.state = state
         self._on_finish(self)
 
     def _disown(self) -> None:
         """In a forked child: this run belongs to the parent, so the child's calls are ignored."""
         self._closed = True
+        self._fast = False
 
     def __enter__(self) -> "Run":
         return self
