@@ -33,6 +33,7 @@ class QueueReader:
         self._conn = queue._reader  # type: ignore[attr-defined]
         self._sem = queue._sem  # type: ignore[attr-defined]
         self._fd = self._conn.fileno()
+        os.set_blocking(self._fd, False)  # a read takes what is there, even after a false wake-up
         self._buffer = bytearray()
         self.eof = False
 
@@ -41,7 +42,7 @@ class QueueReader:
         return self._fd
 
     def read_available(self) -> List[Any]:
-        """Every complete message now in the pipe; call only when the fd is readable."""
+        """Every complete message now in the pipe (never blocks)."""
         try:
             data = os.read(self._fd, _CHUNK)
         except BlockingIOError:

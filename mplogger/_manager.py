@@ -95,6 +95,7 @@ class Mux:
         self.client_pid = client_pid
         self.client_sentinel = multiprocessing.parent_process().sentinel
         self.client_gone = False
+        self.client_checked = time.monotonic()
         self.routes: Dict[str, _Route] = {}
         self.broken: Dict[str, BaseException] = {}
         self.waiting: List[Dict[int, str]] = []
@@ -166,8 +167,11 @@ class Mux:
                     index = self.rsp.index(item)
                     for message in item.read_available():
                         self.relay(index, message)
-            if not self.client_gone and not ready and not process_alive(self.client_pid):
-                self.on_client_gone()
+            now = time.monotonic()
+            if not self.client_gone and now - self.client_checked >= _POLL_S:
+                self.client_checked = now
+                if not process_alive(self.client_pid):
+                    self.on_client_gone()
             if self.stopping is not None:
                 self.check_stopped()
 
