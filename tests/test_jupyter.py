@@ -19,7 +19,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -31,6 +31,8 @@ from jupyter_client.manager import AsyncKernelManager  # noqa: E402
 
 import mplogger  # noqa: E402
 
+from conftest import process_gone, wait_for  # noqa: E402
+
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mplogger targets Linux"),
     pytest.mark.timeout(120),
@@ -41,33 +43,6 @@ KERNEL_NAME = "mplogger-test-python"
 
 
 # --- helpers -------------------------------------------------------------------------------
-def wait_until(condition: Callable[[], object], timeout: float, what: str) -> object:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)  # poll
-
-
-def pid_gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie, not yet reaped by its new parent, counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except OSError:
-        return True
-
-
 def stored_run(root: str, run_id: str) -> "mplogger.StoredRun":
     api = mplogger.Api(root)
     try:
@@ -157,7 +132,7 @@ def notebook(tmp_path: Path, kernel_env: Dict[str, str]):
         shutdown()
 
 
-def start_run(nb: Notebook, root: str) -> Dict[str, str]:
+def start_run(nb: Notebook, root: str) -> Dict[str, Any]:
     """Cell 1: check the kernel, start a run; return its id and the manager's pid."""
     out = nb.cell(
         "import os, sys\n"
@@ -173,7 +148,7 @@ def start_run(nb: Notebook, root: str) -> Dict[str, str]:
     assert Path(nb.value(out, "MODULE")).resolve() == (REPO / "mplogger" / "__init__.py").resolve()
     assert nb.value(out, "IN_JUPYTER") == "True"
     manager_pid = int(nb.value(out, "MANAGER_PID"))
-    assert manager_pid > 0 and not pid_gone(manager_pid)
+    assert manager_pid > 0 and not process_gone(manager_pid)
     return {"run_id": nb.value(out, "RUN_ID"), "manager_pid": manager_pid}
 
 
@@ -209,7 +184,7 @@ def test_run_spanning_cells_is_stored_and_finished(notebook, root):
 
     # The kernel going away takes the manager with it.
     shutdown()
-    wait_until(lambda: pid_gone(started["manager_pid"]), 15, "the manager to exit")
+    wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
     assert stored_run(root, started["run_id"]).state == "finished"
 
 
@@ -224,13 +199,13 @@ def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, h
     nb.cell(log_cell(0, 1000))  # no flush, no finish
 
     kernel_pid = shutdown(now=how == "kill")
-    assert pid_gone(kernel_pid)
+    assert process_gone(kernel_pid)
 
-    stored = wait_until(
+    stored = wait_for(
         lambda: (lambda s: s if s.state != "running" else None)(stored_run(root, started["run_id"])),
         15, "the open run to be closed after the kernel shut down",
     )
     assert stored.state in (("crashed", "finished") if how == "graceful" else ("crashed",))
     assert_rows(stored, 1000)
     assert stored.summary["i"] == 999
-    wait_until(lambda: pid_gone(started["manager_pid"]), 15, "the manager to exit")
+    wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
