@@ -11,13 +11,12 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import queue
 import threading
 import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch, _manager
-from mplogger._channel import QueueReader
+from mplogger._channel import QueueReader, QueueWriter
 from mplogger._errors import ManagerError, describe_exit, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
@@ -57,7 +56,7 @@ class Client:
         ctx = multiprocessing.get_context(self.start_method)
         self.mgr_i = ctx.Queue(self.settings.queue_batches)
         self.mgr_o = ctx.Queue()
-        self.mgr_i.cancel_join_thread()
+        self.inbox = QueueWriter(self.mgr_i)
         self.process = ctx.Process(
             target=_manager.main,
             args=(self.mgr_i, self.mgr_o, self.settings, os.getpid()),
@@ -78,7 +77,6 @@ class Client:
         return not multiprocessing.connection.wait([self.process.sentinel], 0)
 
     def manager_died(self) -> ManagerError:
-        self.mgr_i.cancel_join_thread()
         exitcode = self.process.exitcode if os.getpid() == self.pid else None
         error = ManagerError(
             f"the mplogger manager (pid {self.process.pid}) died: {describe_exit(exitcode)}; "
@@ -132,22 +130,17 @@ class Client:
         return self._run_errors.pop(run_id, [])
 
     def _put(self, message: object) -> None:
-        """Put with back-pressure: block while the manager's queue is full, never forever."""
-        deadline = None
-        while True:
-            try:
-                self.mgr_i.put(message, True, 0.2)
-                return
-            except queue.Full:
-                pass
-            if not self.manager_alive():
-                raise self.manager_died()
-            now = time.monotonic()
-            deadline = deadline or now + self.settings.shutdown_timeout
-            if now > deadline:
-                raise ManagerError(
-                    f"the mplogger manager accepted nothing for {self.settings.shutdown_timeout:g} s"
-                )
+        """Write to the manager (in the pipe on return); block, bounded, while it is full."""
+        try:
+            self.inbox.put(message, self._check_manager, self.settings.shutdown_timeout)
+        except TimeoutError:
+            raise ManagerError(
+                f"the mplogger manager accepted nothing for {self.settings.shutdown_timeout:g} s"
+            ) from None
+
+    def _check_manager(self) -> None:
+        if not self.manager_alive():
+            raise self.manager_died()
 
     def send(self, message: object) -> None:
         if self.stopped:
@@ -227,7 +220,6 @@ class Client:
     def _release(self, join_timeout: float) -> None:
         """Wait (bounded) for the manager to exit, then free threads, pipes and fds."""
         self._closing.set()
-        self.mgr_i.cancel_join_thread()
         self.process.join(join_timeout)
         if self.process.exitcode is None:
             self.process.kill()
