@@ -152,8 +152,9 @@ def start_run(nb: Notebook, root: str) -> Dict[str, Any]:
     return {"run_id": nb.value(out, "RUN_ID"), "manager_pid": manager_pid}
 
 
-def log_cell(start: int, stop: int) -> str:
-    return f"for i in range({start}, {stop}):\n    run.log({{'x': i * 0.5, 'i': i}})\n"
+def log_cell(start: int, stop: int, extra_keys: int = 0) -> str:
+    extra = "".join(f", 'e{k}': i + {k} * 0.25" for k in range(extra_keys))
+    return f"for i in range({start}, {stop}):\n    run.log({{'x': i * 0.5, 'i': i{extra}}})\n"
 
 
 def assert_rows(stored: "mplogger.StoredRun", count: int) -> List[dict]:
@@ -188,15 +189,19 @@ def test_run_spanning_cells_is_stored_and_finished(notebook, root):
     assert stored_run(root, started["run_id"]).state == "finished"
 
 
-@pytest.mark.parametrize("how", ["graceful", "kill"])
-def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, how):
+@pytest.mark.parametrize(
+    "how, rows, extra_keys", [("graceful", 1000, 0), ("kill", 1000, 0), ("kill", 20000, 48)],
+)
+def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, how, rows, extra_keys):
     """``graceful``: Jupyter's shutdown; the kernel exits, or is killed if it lingers, so the
     run ends ``finished`` (the kernel's own exit path) or ``crashed`` (the manager's).
     ``kill``: the kernel's process group is SIGKILLed at once; only the manager can close it.
+    The large case logs more than the pipe holds: once the cell has returned, every row of it
+    has left the kernel, so the kill loses none.
     """
     nb, shutdown = notebook
     started = start_run(nb, root)
-    nb.cell(log_cell(0, 1000))  # no flush, no finish
+    nb.cell(log_cell(0, rows, extra_keys))  # no flush, no finish
 
     kernel_pid = shutdown(now=how == "kill")
     assert process_gone(kernel_pid)
@@ -206,6 +211,8 @@ def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, h
         15, "the open run to be closed after the kernel shut down",
     )
     assert stored.state in (("crashed", "finished") if how == "graceful" else ("crashed",))
-    assert_rows(stored, 1000)
-    assert stored.summary["i"] == 999
+    history = assert_rows(stored, rows)
+    assert stored.summary["i"] == rows - 1
+    if extra_keys:
+        assert history[-1][f"e{extra_keys - 1}"] == rows - 1 + (extra_keys - 1) * 0.25
     wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
