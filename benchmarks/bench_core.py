@@ -298,6 +298,20 @@ def run_child(kind: str, n: int, start_method: Optional[str] = None) -> Dict[str
     return json.loads(lines[-1][len(RESULT_MARK):])
 
 
+def code_version() -> str:
+    """The commit benchmarked, and whether mplogger/ differs from it (best effort)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "mplogger"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not head:
+        return "unknown"
+    return head + (" + uncommitted changes in mplogger/" if dirty else "")
+
+
 def stats(values: List[float]) -> Dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "values": list(values)}
@@ -469,16 +483,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     if n < 1 or repeats < 1:
         parser.error("--n and --repeats must be >= 1")
     started = perf()
+    version = code_version()
     try:
         result = collect(n, repeats, progress=sys.stderr.isatty())
     except BenchmarkFailed as exc:
         sys.stderr.write(f"\nBENCHMARK FAILED: {exc}\n")
         return 1
     print(render(result, n, repeats))
+    print(f"mplogger code: {version}")
     print(f"(benchmark wall time {perf() - started:.1f} s)")
     if args.json:
         document = {
-            "n": n, "repeats": repeats, "keys": KEYS, "batch": BATCH,
+            "n": n, "repeats": repeats, "keys": KEYS, "batch": BATCH, "code": version,
             "python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "wall_s": perf() - started,
             **result,

@@ -156,7 +156,7 @@ class Mux:
                     waitables.append(self.inbox)
             ready = multiprocessing.connection.wait(waitables, _POLL_S)
             for item in ready:
-                if item is self.inbox:
+                if item is self.inbox and not self.client_gone:  # on_client_gone drained it
                     for message in self.inbox.read_available():
                         self.route(message)
                 elif item is self.client_sentinel:

@@ -28,6 +28,19 @@ SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
 RESERVED_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
 
 _encode = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=False).encode
+try:  # the C encoder, built once: json.dumps builds one per call, which costs ~0.8 us a row
+    from json.encoder import c_make_encoder, encode_basestring
+
+    _c_encode = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
+    _c_encode({"probe": [1.5, None, "s", True]}, 0)
+except Exception:  # pragma: no cover - pure-Python json
+    _c_encode = None
+
+
+def _encode_fast(value: Any) -> str:
+    if _c_encode is None:
+        return _encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def check_row(data: Any, on_reserved: Callable[[str], None]) -> Dict[str, Any]:
@@ -115,7 +128,7 @@ def _replace_nonfinite(value: Any) -> Any:
 
 def to_json(value: Any) -> str:
     """Strict JSON text for ``value``; non-finite floats become typed markers."""
-    text = _encode(value)
+    text = _encode_fast(value)
     if "NaN" in text or "Infinity" in text:
         text = _encode(_replace_nonfinite(value))
     return text
