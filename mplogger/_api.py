@@ -35,16 +35,17 @@ class Api:
         return self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone() is not None
 
-    def runs(self, project: Optional[str] = None) -> List["StoredRun"]:
-        """Stored runs, newest first, optionally of one project."""
+    def runs(self, project: Optional[str] = None, group: Optional[str] = None) -> List["StoredRun"]:
+        """Stored runs, newest first, optionally of one project and/or one group."""
         if not self._ready():
             return []
         query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
-        params: tuple = ()
-        if project is not None:
-            query += " WHERE project = ?"
-            params = (project,)
+        where = [(column, value) for column, value in (("project", project), ("run_group", group))
+                 if value is not None]
+        if where:
+            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where)
         query += " ORDER BY created DESC, id"
+        params = tuple(value for _, value in where)
         return [StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)]
 
     def run(self, run_id: str) -> "StoredRun":

@@ -1,20 +1,21 @@
-"""Both ends of a ``multiprocessing.Queue`` with every wait bounded.
+"""The byte channels between processes, with every wait bounded.
 
-Writing: ``Queue.put`` only appends to a buffer that a feeder thread pickles and writes later;
-behind a busy loop that thread gets the GIL rarely, and whatever it holds dies with a SIGKILL of
-the process. :class:`QueueWriter` pickles and writes in the caller instead, so once ``put``
-returns the message is in the pipe, where it survives the writer's death. It waits for room in
-the pipe (back-pressure) in bounded slices and gives up when the reader is gone.
+Messages travel as frames: a 4-byte big-endian length (or -1 and an 8-byte length) and a pickle,
+the framing of ``multiprocessing.Connection``.
 
-Reading: ``Queue.get()`` reads a length header and then blocks until the whole message has
-arrived.
-``Queue.get()`` reads a length header and then blocks until the whole message has arrived. A
-writer killed with SIGKILL in the middle of a large message leaves only part of it in the pipe,
-and a reader blocked on the rest waits forever. :class:`QueueReader` reads only the bytes that are
-already in the pipe, hands out complete messages, and keeps a partial one until it is complete,
-so every wait in mplogger can be bounded with ``multiprocessing.connection.wait``.
-
-The queues themselves stay ordinary ``multiprocessing.Queue`` objects; the writers use ``put``.
+- :class:`QueueWriter` writes into a ``multiprocessing.Queue`` synchronously. ``Queue.put`` only
+  appends to a buffer that a feeder thread writes later; behind a busy loop that thread gets the
+  GIL rarely, and what it holds dies with a SIGKILL of the process. Here, once ``put`` returns,
+  the message is in the pipe, where it survives the writer's death. It waits for room (the
+  queue's bound, then the pipe) in bounded slices and gives up when the reader is gone.
+- :class:`QueueReader` reads one. ``Queue.get()`` blocks until a whole message has arrived, so
+  a writer killed in the middle of one hangs the reader forever. This reader takes only the
+  bytes already in the pipe and keeps a partial message until it is complete.
+- :class:`FifoReader` / :class:`FifoWriter`: a named pipe that any process can open by path, so
+  child processes (started by any method, at any time) can reach the manager without sockets.
+  Each frame is written with one ``write`` of at most ``PIPE_BUF`` bytes, which the kernel makes
+  atomic: writers need no lock, and a writer killed at any moment leaves no partial frame. A
+  larger message is written to a file next to the pipe and announced by a small frame.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from __future__ import annotations
 import os
 import select
 import struct
+import tempfile
 import threading
 import time
 from multiprocessing.queues import Queue
-from typing import Any, Callable, List
-
 from multiprocessing.reduction import ForkingPickler
+from typing import Any, Callable, List, Optional
 
-__all__ = ["QueueReader", "QueueWriter"]
+__all__ = ["FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled"]
 
 _CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20
@@ -37,17 +38,38 @@ _F_SETPIPE_SZ = 1031  # Linux: raise a pipe's capacity
 _SLICE_S = 0.2
 _HEADER = struct.Struct("!i")
 _LONG_HEADER = struct.Struct("!Q")
+PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 
 
-class QueueReader:
-    """The reading end of one ``multiprocessing.Queue``, for exactly one reading process."""
+def frame(message: Any) -> bytes:
+    data = ForkingPickler.dumps(message)
+    size = len(data)
+    if size > 0x7FFFFFFF:
+        return _HEADER.pack(-1) + _LONG_HEADER.pack(size) + bytes(data)
+    return _HEADER.pack(size) + bytes(data)
 
-    def __init__(self, queue: Queue) -> None:
-        self._queue = queue
-        self._conn = queue._reader  # type: ignore[attr-defined]
-        self._sem = queue._sem  # type: ignore[attr-defined]
-        self._fd = self._conn.fileno()
-        os.set_blocking(self._fd, False)  # a read takes what is there, even after a false wake-up
+
+def _raise_pipe_size(fd: int) -> None:
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except (ImportError, OSError):
+        pass
+
+
+def _wait_writable(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return bool(poller.poll(_SLICE_S * 1000))
+
+
+class FrameReader:
+    """Complete frames from a non-blocking fd, never waiting for the rest of a partial one."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        os.set_blocking(fd, False)  # a read takes what is there, even after a false wake-up
         self._buffer = bytearray()
         self.eof = False
 
@@ -67,18 +89,15 @@ class QueueReader:
             self._buffer += data
         return self._take_messages()
 
-    def has_partial(self) -> bool:
-        """True if part of a message has arrived and the rest has not."""
-        return bool(self._buffer)
+    def _taken(self) -> None:
+        """Called once per message handed out."""
 
     def _take_messages(self) -> List[Any]:
         messages = []
         buf = self._buffer
         pos = 0
         end = len(buf)
-        while True:
-            if end - pos < 4:
-                break
+        while end - pos >= 4:
             (size,) = _HEADER.unpack_from(buf, pos)
             start = pos + 4
             if size == -1:
@@ -89,19 +108,22 @@ class QueueReader:
             if end - start < size:
                 break
             messages.append(ForkingPickler.loads(bytes(buf[start : start + size])))
-            self._sem.release()
+            self._taken()
             pos = start + size
         if pos:
             del buf[:pos]
         return messages
 
 
-def _frame(message: Any) -> bytes:
-    data = ForkingPickler.dumps(message)
-    size = len(data)
-    if size > 0x7FFFFFFF:
-        return _HEADER.pack(-1) + _LONG_HEADER.pack(size) + bytes(data)
-    return _HEADER.pack(size) + bytes(data)
+class QueueReader(FrameReader):
+    """The reading end of one ``multiprocessing.Queue``, for exactly one reading process."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._sem = queue._sem  # type: ignore[attr-defined]
+        super().__init__(queue._reader.fileno())  # type: ignore[attr-defined]
+
+    def _taken(self) -> None:
+        self._sem.release()
 
 
 class QueueWriter:
@@ -115,36 +137,128 @@ class QueueWriter:
         self._sem = queue._sem  # type: ignore[attr-defined]
         self._fd = queue._writer.fileno()  # type: ignore[attr-defined]
         os.set_blocking(self._fd, False)
-        try:
-            import fcntl
-
-            fcntl.fcntl(self._fd, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except (ImportError, OSError):
-            pass
+        _raise_pipe_size(self._fd)
         self._lock = threading.Lock()
 
     def put(self, message: Any, ready: Callable[[], None], timeout: float) -> None:
         """Write one message; block (bounded) while the queue or the pipe is full."""
-        frame = _frame(message)
+        data = frame(message)
         deadline = time.monotonic() + timeout
         while not self._sem.acquire(True, _SLICE_S):
-            self._check(ready, deadline, timeout)
+            _check(ready, deadline, timeout)
         with self._lock:
-            view = memoryview(frame)
+            view = memoryview(data)
             while view:
                 try:
                     written = os.write(self._fd, view)
                 except BlockingIOError:
                     written = 0
                 view = view[written:]
-                if view:
-                    poller = select.poll()
-                    poller.register(self._fd, select.POLLOUT)
-                    if not poller.poll(_SLICE_S * 1000):
-                        self._check(ready, deadline, timeout)
+                if view and not _wait_writable(self._fd):
+                    _check(ready, deadline, timeout)
+
+
+def _check(ready: Callable[[], None], deadline: float, timeout: float) -> None:
+    ready()
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"the reader took nothing for {timeout:g} s")
+
+
+class Spilled:
+    """A frame standing for a message too large for one atomic write: it is in ``path``."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (Spilled, (self.path,))
+
+
+class FifoReader(FrameReader):
+    """The manager's end of the named pipe that child processes write to."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="mplogger-")
+        self.path = os.path.join(self.folder, "in.fifo")
+        os.mkfifo(self.path, 0o600)
+        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        # A writer of our own keeps the pipe from reporting end-of-file between children.
+        self._keepalive = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        _raise_pipe_size(fd)
+        super().__init__(fd)
+
+    def read_available(self) -> List[Any]:
+        messages = super().read_available()
+        for index, message in enumerate(messages):
+            if type(message) is Spilled:
+                try:
+                    with open(message.path, "rb") as spilled:
+                        messages[index] = ForkingPickler.loads(spilled.read())
+                finally:
+                    os.unlink(message.path)
+        return messages
+
+    def marker(self, name: str) -> str:
+        """A path in the pipe's folder, for flags that children check (e.g. a finished run)."""
+        return os.path.join(self.folder, name)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._keepalive):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        for name in os.listdir(self.folder):
+            try:
+                os.unlink(os.path.join(self.folder, name))
+            except OSError:
+                pass
+        try:
+            os.rmdir(self.folder)
+        except OSError:
+            pass
+
+
+class FifoWriter:
+    """A child process's end of the manager's named pipe: atomic, lock-free, bounded writes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: Optional[int] = None
+
+    def put(self, message: Any, ready: Callable[[], None], timeout: float) -> None:
+        """Write one message; raise ``BrokenPipeError`` when the manager is gone."""
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except (FileNotFoundError, OSError) as exc:  # ENXIO: no reader
+                raise BrokenPipeError(f"the manager's pipe {self.path} is gone: {exc}") from None
+        data = frame(message)
+        if len(data) > PIPE_BUF:
+            data = self._spill(data)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                os.write(self._fd, data)  # <= PIPE_BUF: all of it or nothing
+                return
+            except BlockingIOError:
+                if not _wait_writable(self._fd):
+                    _check(ready, deadline, timeout)
+
+    def _spill(self, data: bytes) -> bytes:
+        folder = os.path.dirname(self.path)
+        fd, path = tempfile.mkstemp(prefix="spill-", dir=folder)
+        with os.fdopen(fd, "wb") as out:
+            out.write(memoryview(data)[self._header_size(data):])
+        return frame(Spilled(path))
 
     @staticmethod
-    def _check(ready: Callable[[], None], deadline: float, timeout: float) -> None:
-        ready()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the queue's reader took nothing for {timeout:g} s")
+    def _header_size(data: bytes) -> int:
+        return 12 if _HEADER.unpack_from(data, 0)[0] == -1 else 4
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

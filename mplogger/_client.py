@@ -71,6 +71,7 @@ class Client:
             raise ManagerError(ready.error.message)
         self.manager_pid = ready.manager_pid
         self.worker_pids = ready.worker_pids
+        self.attach_path = ready.attach_path
 
     # --- waiting and sending -------------------------------------------------------------
     def manager_alive(self) -> bool:

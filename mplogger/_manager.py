@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 import attrs
 
 from mplogger import _worker
-from mplogger._channel import QueueReader
+from mplogger._channel import FifoReader, QueueReader
 from mplogger._errors import ManagerError, describe_exit, pack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
@@ -109,6 +109,7 @@ class Mux:
         self.dead: set = set()
         self.outstanding: List[int] = []
         self.pool = None
+        self.children = FifoReader()
 
     # --- start -------------------------------------------------------------------------
     def start_pool(self) -> None:
@@ -154,11 +155,14 @@ class Mux:
                 waitables.append(self.client_sentinel)
                 if not self.paused():
                     waitables.append(self.inbox)
+                    waitables.append(self.children)
             ready = multiprocessing.connection.wait(waitables, _POLL_S)
             for item in ready:
                 if item is self.inbox and not self.client_gone:  # on_client_gone drained it
                     for message in self.inbox.read_available():
                         self.route(message)
+                elif item is self.children:
+                    self.drain_children()
                 elif item is self.client_sentinel:
                     self.on_client_gone()
                 elif isinstance(item, int):
@@ -191,6 +195,8 @@ class Mux:
         kind = type(message)
         if kind is LogBatch or kind is UpdateRun:
             route = self.routes.get(message.run_id)
+            if route is None and kind is LogBatch and message.origin:
+                return  # a child logging after the run ended: it sees the finished marker
             if route is None:
                 if message.run_id not in self.broken:  # a broken run's error was already sent
                     self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
@@ -199,6 +205,7 @@ class Mux:
                 self.outstanding[route.index] += 1
             self.rec_qs[route.index].put(message)
         elif kind in (FlushRun, GetSummary, FinishRun):
+            self.drain_children()  # rows a child logged before this request come first
             route = self.routes.get(message.run_id)
             if route is None or route.finishing:
                 cause = self.broken.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open")
@@ -213,7 +220,7 @@ class Mux:
                 return self.error(0, None, ManagerError(
                     f"protocol mismatch: client speaks {message.protocol}, "
                     f"manager speaks {PROTOCOL_VERSION}"))
-            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(self.worker_pids)))
+            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(self.worker_pids), self.children.path))
         elif kind is ManagerStop:
             self.stop(message)
         elif kind is ManagerPoll:
@@ -223,6 +230,16 @@ class Mux:
         else:
             self.error(getattr(message, "request", None), None,
                        TypeError(f"manager got an unknown message {kind.__name__}"))
+
+    def drain_children(self) -> None:
+        """Route every complete message the child processes have written so far."""
+        while multiprocessing.connection.wait([self.children], 0):
+            messages = self.children.read_available()
+            if not messages:
+                break
+            for message in messages:
+                if type(message) is LogBatch or type(message) is UpdateRun:
+                    self.route(message)
 
     def forward(self, index: int, request: int, run_id: str, message: object) -> None:
         self.waiting[index][request] = run_id
@@ -253,12 +270,21 @@ class Mux:
         route = self.routes.get(run_id)
         if route is not None and request is not None and request == route.finish_request:
             del self.routes[run_id]
+            self.mark_finished(run_id)
         if request is not None and request < 0:
             self.internal.pop(request, None)
             if kind is ErrorReply:
                 self.reply(ErrorReply(None, run_id, message.error))
             return
         self.reply(message)
+
+    def mark_finished(self, run_id: str) -> None:
+        """Tell child processes still holding the run that their rows are no longer taken."""
+        try:
+            with open(self.children.marker(f"finished-{run_id}"), "w"):
+                pass
+        except OSError:
+            pass
 
     # --- stop and faults ---------------------------------------------------------------
     def finish_internally(self, run_id: str, state: str, exit_code: Optional[int]) -> None:
@@ -297,6 +323,7 @@ class Mux:
                 break
             for message in messages:
                 self.route(message)
+        self.drain_children()
         for run_id, route in list(self.routes.items()):
             if not route.finishing:
                 self.finish_internally(run_id, "crashed", None)
@@ -322,6 +349,7 @@ class Mux:
         live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
         for run_id in sorted(lost):
             self.broken[run_id] = cause
+            self.mark_finished(run_id)
             route = self.routes.pop(run_id, None)
             self.internal = {r: v for r, v in self.internal.items() if v != run_id}
             self.error(None, run_id, cause)
@@ -349,6 +377,7 @@ class Mux:
         while self.worker_exits and time.monotonic() < deadline:
             for fd in multiprocessing.connection.wait(list(self.worker_exits), deadline - time.monotonic()):
                 self.worker_exits.pop(fd)
+        self.children.close()
         if not self.client_gone:
             self.outbox.close()
             flusher = threading.Thread(target=self.outbox.join_thread, daemon=True)

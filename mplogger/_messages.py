@@ -56,6 +56,7 @@ class Ready:
     protocol: int
     manager_pid: int
     worker_pids: tuple
+    attach_path: str = ""
 
 
 @attrs.frozen
@@ -79,11 +80,16 @@ class RunReady:
 
 @attrs.frozen
 class LogBatch:
-    """log() [7]: rows of one run, serialised once by the client and routed undecoded."""
+    """log() [7]: rows of one run, serialised once by the client and routed undecoded.
+
+    ``origin`` is 0 for the process that started the run, else the pid of a child process
+    logging into it; a child's rows carry no step of their own (see :mod:`mplogger._child`).
+    """
 
     run_id: str
     payload: bytes
     rows: int
+    origin: int = 0
 
 
 @attrs.frozen

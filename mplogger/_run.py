@@ -9,6 +9,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 from mplogger import _store
+from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
 from mplogger._errors import ManagerError, RunError, UsageError
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
@@ -143,6 +144,7 @@ class Run:
         self._known_keys: set = set()
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
+        self._child: Optional[ChildRun] = None
         self._sender = client.sender(self.id)
         self._rows = self._sender.rows
         self._batch_size = self._sender.size
@@ -186,6 +188,8 @@ class Run:
                       stacklevel=4)
 
     def _log_general(self, data: Any, step: Optional[int], commit: Optional[bool]) -> None:
+        if self._child is not None:
+            return self._child.log(data, step, commit)
         if self._closed:
             warnings.warn(f"run {self.id} is finished; log() ignored", stacklevel=3)
             return
@@ -268,6 +272,8 @@ class Run:
     # --- flush and finish ----------------------------------------------------------------
     def flush(self, timeout: Optional[float] = None) -> None:
         """Return once everything logged so far by this run is durable in the store."""
+        if self._child is not None:
+            return self._child.flush(timeout)
         if self._closed:
             return
         self._commit_pending()
@@ -285,6 +291,8 @@ class Run:
 
     def finish(self, exit_code: Optional[int] = None) -> None:
         """Store everything, mark the run finished (or failed, for a non-zero exit code)."""
+        if self._child is not None:
+            return self._child.finish(exit_code)
         if self._closed:
             return
         exit_code = 0 if exit_code is None else exit_code
@@ -310,8 +318,22 @@ class Run:
         self.state = state
         self._on_finish(self)
 
-    def _disown(self) -> None:
-        """In a forked child: this run belongs to the parent, so the child's calls are ignored."""
+    def attachment(self) -> Attachment:
+        """What another process needs to log into this run."""
+        return Attachment(
+            run_id=self.id, name=self.name, project=self.project, root=self.root, dir=self.dir,
+            config=self.config.as_dict(), attach_path=self._client.attach_path,
+            manager_pid=self._client.manager_pid, owner_pid=self._client.pid,
+            timeout=self._client.settings.shutdown_timeout,
+        )
+
+    def __reduce__(self) -> tuple:
+        return (attach, (self.attachment(),))
+
+    def _become_child(self) -> None:
+        """In a forked child: from now on this object logs like a run passed to a child."""
+        if not self._closed:
+            self._child = ChildRun(self.attachment())
         self._closed = True
         self._fast = False
 

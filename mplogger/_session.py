@@ -1,8 +1,8 @@
 """This process's logging session: its manager client, its open runs, and the exit path.
 
-One manager per user process. A forked child does not inherit the session: the parent's runs
-are closed in the child (their ``log()`` warns and does nothing), and a child that calls
-``init()`` starts a session of its own.
+One manager per user process. A forked child does not inherit the session: the parent's open
+runs log from the child through the parent's manager (see :mod:`mplogger._child`), and a child
+that calls ``init()`` starts a session and a manager of its own.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def current() -> Session:
 
 
 def _after_fork_in_child() -> None:
+    """A forked child logs into the parent's open runs through the parent's manager."""
     for run in list(_session.runs.values()):
-        run._disown()
+        run._become_child()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -193,13 +193,20 @@ class Worker:
         params = []
         append = params.append
         step = run.last_step
-        for step, timestamp, values in rows:
-            seq += 1
-            append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
-            update(values)
+        if message.origin:  # a child's rows: stored at the run's current step, which they leave alone
+            step = step if step is not None else 0
+            for _, timestamp, values in rows:
+                seq += 1
+                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
+                update(values)
+        else:
+            for step, timestamp, values in rows:
+                seq += 1
+                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
+                update(values)
+            run.last_step = step
         _store.insert_rows(run.conn, params)
         run.seq = seq
-        run.last_step = step
         run.dirty = True
 
     def update_run(self, message: UpdateRun) -> None:

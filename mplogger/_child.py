@@ -1,0 +1,137 @@
+"""A run seen from a child process: its rows go to the parent's manager, through a named pipe.
+
+A ``Run`` passed to a child process (``multiprocessing.Process`` or ``Pool`` under any start
+method, ``concurrent.futures.ProcessPoolExecutor``), or inherited by a forked child, becomes a
+:class:`ChildRun` there. Its ``log()`` checks the row like the parent's and writes it straight
+through to the manager (no buffer: a child killed or terminated right after ``log()`` returned
+loses nothing). The run's step counter belongs to the process that called ``init()``: a child's
+rows are stored at the run's current step and do not advance it, and ``step=`` is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+import warnings
+from typing import Any, Dict, Mapping, Optional
+
+import attrs
+
+from mplogger._channel import FifoWriter
+from mplogger._errors import UsageError
+from mplogger._messages import LogBatch
+from mplogger._values import check_row
+
+__all__ = ["Attachment", "ChildRun"]
+
+
+@attrs.frozen
+class Attachment:
+    """What a child process needs to log into a run of another process."""
+
+    run_id: str
+    name: str
+    project: str
+    root: str
+    dir: str
+    config: dict
+    attach_path: str
+    manager_pid: int
+    owner_pid: int
+    timeout: float
+
+
+def _finished_marker(attachment: Attachment) -> str:
+    return os.path.join(os.path.dirname(attachment.attach_path), f"finished-{attachment.run_id}")
+
+
+class ChildRun:
+    """The child-process side of a run: ``log()`` works; finishing stays with the parent."""
+
+    def __init__(self, attachment: Attachment) -> None:
+        self._attachment = attachment
+        self.id = attachment.run_id
+        self.name = attachment.name
+        self.project = attachment.project
+        self.root = attachment.root
+        self.dir = attachment.dir
+        self.config: Dict[str, Any] = dict(attachment.config)
+        self._writer = FifoWriter(attachment.attach_path)
+        self._marker = _finished_marker(attachment)
+        self._pending: Dict[str, Any] = {}
+        self._warned = False
+
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+        """Log a row from this child process into the parent's run (written through at once)."""
+        if step is not None:
+            raise ValueError(
+                f"run {self.id}: log(step=...) is not accepted in a child process (pid {os.getpid()}): "
+                "the run's step belongs to the process that called init(). "
+                "Log a key of your own instead, e.g. {'worker_step': n}."
+            )
+        values = check_row(data, self._reserved)
+        if commit is False:
+            self._pending.update(values)
+            return
+        if self._pending:
+            self._pending.update(values)
+            values, self._pending = self._pending, {}
+        self._send(values)
+
+    def _reserved(self, key: str) -> None:
+        warnings.warn(f"log() key {key!r} is set by mplogger; the value given is ignored", stacklevel=4)
+
+    def _send(self, values: Dict[str, Any]) -> None:
+        if os.path.exists(self._marker):
+            return self._ignore("the run was finished by the process that started it")
+        payload = pickle.dumps([(None, time.time(), values)], pickle.HIGHEST_PROTOCOL)
+        try:
+            self._writer.put(LogBatch(self.id, payload, 1, os.getpid()), self._check_manager,
+                             self._attachment.timeout)
+        except (BrokenPipeError, TimeoutError) as exc:
+            self._ignore(f"its manager is gone ({exc})")
+
+    def _check_manager(self) -> None:
+        try:
+            os.kill(self._attachment.manager_pid, 0)
+        except ProcessLookupError:
+            raise BrokenPipeError(f"manager pid {self._attachment.manager_pid} has exited") from None
+
+    def _ignore(self, why: str) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(f"run {self.id}: {why}; log() from pid {os.getpid()} is ignored", stacklevel=4)
+
+    def flush(self, timeout: Optional[float] = None) -> None:
+        """Send a pending ``commit=False`` row. Rows are written through, so nothing else waits."""
+        if self._pending:
+            values, self._pending = self._pending, {}
+            self._send(values)
+
+    def finish(self, exit_code: Optional[int] = None) -> None:
+        """Only the process that called ``init()`` finishes a run; here this only warns."""
+        warnings.warn(f"run {self.id} is finished by the process that started it "
+                      f"(pid {self._attachment.owner_pid}), not by pid {os.getpid()}", stacklevel=2)
+
+    @property
+    def summary(self) -> Any:
+        raise UsageError(f"run {self.id}: the summary is kept by the process that called init(); "
+                         "log() values from a child process instead")
+
+    def __reduce__(self) -> tuple:
+        return (attach, (self._attachment,))
+
+    def __repr__(self) -> str:
+        return f"<mplogger.ChildRun {self.id} {self.name!r} of pid {self._attachment.owner_pid}>"
+
+
+def attach(attachment: Attachment) -> Any:
+    """Unpickling a run: the live ``Run`` in its own process, a :class:`ChildRun` elsewhere."""
+    if os.getpid() == attachment.owner_pid:
+        from mplogger import _session
+
+        live = _session.current().runs.get(attachment.run_id)
+        if live is not None:
+            return live
+    return ChildRun(attachment)
