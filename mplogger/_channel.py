@@ -30,7 +30,10 @@ from multiprocessing.queues import Queue
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, List, Optional
 
-__all__ = ["FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled"]
+__all__ = [
+    "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
+    "unlink_semaphore_names",
+]
 
 _CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20
@@ -62,6 +65,36 @@ def _wait_writable(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     return bool(poller.poll(_SLICE_S * 1000))
+
+
+def unlink_semaphore_names(queue: Queue) -> None:
+    """Remove the names of a queue's semaphores once every process using them has opened them.
+
+    Under spawn and forkserver a queue's semaphores have names in /dev/shm so the child can open
+    them; multiprocessing's resource tracker removes them when the parent exits. A Jupyter kernel
+    is killed with its whole process group, tracker included, and the names would stay behind.
+    Unlinked early, the semaphores live exactly as long as the processes that hold them.
+    """
+    from multiprocessing import resource_tracker, synchronize, util
+
+    names = set()
+    for attribute in ("_rlock", "_wlock", "_sem"):
+        lock = getattr(queue, attribute, None)
+        name = getattr(getattr(lock, "_semlock", None), "name", None)
+        if name is not None:
+            names.add(name)
+    if not names:
+        return
+    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):
+        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup and \
+                getattr(finalizer, "_args", ()) and finalizer._args[0] in names:
+            finalizer.cancel()
+    for name in names:
+        try:
+            synchronize.sem_unlink(name)
+        except OSError:
+            pass
+        resource_tracker.unregister(name, "semaphore")
 
 
 class FrameReader:

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch, _manager
-from mplogger._channel import QueueReader, QueueWriter
+from mplogger._channel import QueueReader, QueueWriter, unlink_semaphore_names
 from mplogger._errors import ManagerError, describe_exit, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
@@ -72,6 +72,8 @@ class Client:
         self.manager_pid = ready.manager_pid
         self.worker_pids = ready.worker_pids
         self.attach_path = ready.attach_path
+        for queue in (self.mgr_i, self.mgr_o):  # the manager has opened them: names not needed
+            unlink_semaphore_names(queue)
 
     # --- waiting and sending -------------------------------------------------------------
     def manager_alive(self) -> bool:

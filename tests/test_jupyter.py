@@ -152,6 +152,14 @@ def start_run(nb: Notebook, root: str) -> Dict[str, Any]:
     return {"run_id": nb.value(out, "RUN_ID"), "manager_pid": manager_pid}
 
 
+def shm_semaphores() -> set:
+    """Named semaphores in /dev/shm (multiprocessing's, under spawn and forkserver)."""
+    try:
+        return {name for name in os.listdir("/dev/shm") if name.startswith("sem.mp")}
+    except FileNotFoundError:
+        return set()
+
+
 def log_cell(start: int, stop: int, extra_keys: int = 0) -> str:
     extra = "".join(f", 'e{k}': i + {k} * 0.25" for k in range(extra_keys))
     return f"for i in range({start}, {stop}):\n    run.log({{'x': i * 0.5, 'i': i{extra}}})\n"
@@ -200,6 +208,7 @@ def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, h
     has left the kernel, so the kill loses none.
     """
     nb, shutdown = notebook
+    semaphores_before = shm_semaphores()
     started = start_run(nb, root)
     nb.cell(log_cell(0, rows, extra_keys))  # no flush, no finish
 
@@ -215,4 +224,6 @@ def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, h
     assert stored.summary["i"] == rows - 1
     if extra_keys:
         assert history[-1][f"e{extra_keys - 1}"] == rows - 1 + (extra_keys - 1) * 0.25
+    wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
+    assert shm_semaphores() - semaphores_before == set(), "named semaphores left in /dev/shm"
     wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
