@@ -1,8 +1,8 @@
-"""``python -m benchmarks``: run the core benchmark (see :mod:`benchmarks.bench_core`)."""
+"""``python -m benchmarks``: run every benchmark section (see :mod:`benchmarks.harness`)."""
 
 import sys
 
-from benchmarks.bench_core import main
+from benchmarks.harness import main
 
 if __name__ == "__main__":
     sys.exit(main())
