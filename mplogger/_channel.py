@@ -20,19 +20,21 @@ the framing of ``multiprocessing.Connection``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
+import signal
 import struct
 import tempfile
 import threading
 import time
 from multiprocessing.queues import Queue
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Iterator, List, Optional
 
 __all__ = [
     "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
-    "unlink_semaphore_names",
+    "unlink_semaphore_names", "sigint_deferred",
 ]
 
 _CHUNK = 1 << 20
@@ -65,6 +67,31 @@ def _wait_writable(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
     return bool(poller.poll(_SLICE_S * 1000))
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back until the block is done, then deliver it.
+
+    Python raises KeyboardInterrupt only in the main thread, between any two bytecodes: in the
+    middle of writing a frame it would leave half a message in the pipe and corrupt every one
+    after it, and between taking a batch and sending it, the batch would be lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+    caught: list = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            previous(signal.SIGINT, caught[0])
 
 
 def unlink_semaphore_names(queue: Queue) -> None:
@@ -177,8 +204,12 @@ class QueueWriter:
         """Write one message; block (bounded) while the queue or the pipe is full."""
         data = frame(message)
         deadline = time.monotonic() + timeout
-        while not self._sem.acquire(True, _SLICE_S):
-            _check(ready, deadline, timeout)
+        with sigint_deferred():  # a slot taken must be followed by a whole frame
+            while not self._sem.acquire(True, _SLICE_S):
+                _check(ready, deadline, timeout)
+            self._write(data, ready, deadline, timeout)
+
+    def _write(self, data: bytes, ready: Callable[[], None], deadline: float, timeout: float) -> None:
         with self._lock:
             view = memoryview(data)
             while view:

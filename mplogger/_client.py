@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch, _manager
-from mplogger._channel import QueueReader, QueueWriter, unlink_semaphore_names
+from mplogger._channel import QueueReader, QueueWriter, sigint_deferred, unlink_semaphore_names
 from mplogger._errors import ManagerError, describe_exit, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
@@ -255,7 +255,7 @@ class RunSender:
     def send(self) -> None:
         """Send what is buffered now (the caller then checks the run for errors)."""
         rows = self.rows
-        with self.lock:
+        with self.lock, sigint_deferred():  # taken rows must leave, whatever Ctrl-C does
             count = len(rows)
             if not count:
                 return

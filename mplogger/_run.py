@@ -167,8 +167,9 @@ class Run:
             else:
                 values = self._check(data)
             rows = self._rows
-            rows.append((self._step, _time(), values))
-            self._step += 1
+            step = self._step
+            self._step = step + 1  # before the append: an interrupt can skip a step, never repeat one
+            rows.append((step, _time(), values))
             if len(rows) >= self._batch_size:
                 self._send_batch()
             return

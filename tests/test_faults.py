@@ -6,6 +6,7 @@ a process left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,3 +152,40 @@ def test_a_worker_exception_arrives_with_its_original_traceback(root):
     assert any(name.endswith("_worker.py") for name in frames)
     assert "Traceback" in str(cause.__cause__)
     run.finish()
+
+
+def test_ctrl_c_while_logging_leaves_the_run_usable_and_the_store_consistent(script, root):
+    """KeyboardInterrupt lands at random points of log() hundreds of times; the run goes on,
+    no frame is torn, no row is stored twice, and every row whose log() returned is stored."""
+    body = """
+        import json, os, signal, sys, threading, mplogger
+        run = mplogger.init(dir=sys.argv[1])
+        calls, interrupted = 0, []
+        stop = threading.Event()
+        def interrupter():
+            while not stop.wait(0.002):
+                os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=interrupter, daemon=True).start()
+        while len(interrupted) < 300:
+            try:
+                while True:
+                    calls += 1
+                    run.log({"n": calls, "payload": "x" * 200})
+            except KeyboardInterrupt:
+                interrupted.append(calls)
+        stop.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        run.finish()
+        print("RESULT", json.dumps([run.id, calls, interrupted]), flush=True)
+    """
+    result = subprocess.run([sys.executable, str(script(body)), root], capture_output=True, text=True,
+                            timeout=120, env=script_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_id, calls, interrupted = json.loads(result.stdout.split("RESULT ")[1])
+    stored = mplogger.Api(root).run(run_id)
+    values = [row["n"] for row in stored.history()]
+    assert stored.state == "finished"
+    assert len(values) == len(set(values)), "a row was stored twice"
+    assert set(values) <= set(range(1, calls + 1))
+    returned = set(range(1, calls + 1)) - set(interrupted)
+    assert not returned - set(values), f"{len(returned - set(values))} rows whose log() returned are missing"
