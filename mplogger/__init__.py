@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from mplogger import _session
+from mplogger import _launch, _session
 from mplogger._api import Api, StoredRun
 from mplogger._errors import Error, ManagerError, RunError, UsageError
 from mplogger._messages import InitRun, RunReady
@@ -133,10 +133,12 @@ def init(
     """Start a run and return it once it exists in the store; also sets ``mplogger.run``.
 
     While a run is active, ``init()`` returns it unless ``reinit`` is True or
-    ``"finish_previous"`` (finish it first) or ``"create_new"`` (an independent run that does
-    not replace ``mplogger.run``).
+    ``"finish_previous"`` (finish it first; the default in Jupyter) or ``"create_new"`` (an
+    independent run that does not replace ``mplogger.run``).
     """
     session = _session.current()
+    if reinit is None and _launch.in_jupyter():
+        reinit = "finish_previous"  # a notebook re-runs cells: a new init() starts a new run
     if reinit not in (None, False, True, "default", "return_previous", "finish_previous", "create_new"):
         raise ValueError(
             f"init(reinit={reinit!r}): use None, True, 'return_previous', 'finish_previous' or 'create_new'"
