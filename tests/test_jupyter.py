@@ -66,6 +66,19 @@ class Notebook:
         return "".join(o.get("text", "") for o in cell.outputs
                        if o.get("output_type") == "stream" and o.get("name") == "stdout")
 
+    def cell_error(self, source: str) -> str:
+        """Run one cell that is expected to raise; return the error's name."""
+        cell = nbformat.v4.new_code_cell(source)
+        self.nb.cells.append(cell)
+        self.client.allow_errors = True
+        try:
+            self.client.execute_cell(cell, len(self.nb.cells) - 1)
+        finally:
+            self.client.allow_errors = False
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert errors, "the cell was expected to raise"
+        return errors[0]["ename"]
+
     def value(self, output: str, key: str) -> str:
         found = re.findall(rf"^{key}=(.*)$", output, re.M)
         assert found, f"no {key}= line in the cell output: {output!r}"
@@ -114,6 +127,11 @@ def notebook(tmp_path: Path, kernel_env: Dict[str, str]):
     kernel_pid = km.provisioner.process.pid
     state = {"open": True}
 
+    def restart() -> None:
+        """Restart the kernel as Jupyter's "Restart" does (a shutdown_request with restart)."""
+        nbclient.util.run_sync(km.restart_kernel)(now=False)
+        nbclient.util.run_sync(client.kc.wait_for_ready)(timeout=60)
+
     def shutdown(now: bool = False) -> int:
         """Shut the kernel down; return its pid.
 
@@ -127,7 +145,9 @@ def notebook(tmp_path: Path, kernel_env: Dict[str, str]):
         return kernel_pid
 
     try:
-        yield Notebook(client), shutdown
+        notebook = Notebook(client)
+        notebook.restart = restart
+        yield notebook, shutdown
     finally:
         shutdown()
 
@@ -227,3 +247,57 @@ def test_run_left_open_at_kernel_shutdown_is_stored_and_closed(notebook, root, h
     wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
     assert shm_semaphores() - semaphores_before == set(), "named semaphores left in /dev/shm"
     wait_for(lambda: process_gone(started["manager_pid"]), 15, "the manager to exit")
+
+
+def test_init_in_a_later_cell_finishes_the_previous_run(notebook, root):
+    nb, _ = notebook
+    first = start_run(nb, root)
+    nb.cell(log_cell(0, 10))
+    out = nb.cell(f"second = mplogger.init(dir={root!r})\nprint('SECOND=' + second.id)\n"
+                  "print('SAME=' + str(second is run))\n")
+    assert nb.value(out, "SAME") == "False"
+    assert stored_run(root, first["run_id"]).state == "finished"
+    nb.cell("second.log({'y': 1})\nsecond.finish()\n")
+    assert stored_run(root, nb.value(out, "SECOND")).summary == {"y": 1}
+
+
+def test_interrupting_a_logging_cell_leaves_the_run_usable(notebook, root):
+    """Interrupt (SIGINT, as the notebook's stop button does) lands inside a tight log() loop."""
+    nb, _ = notebook
+    started = start_run(nb, root)
+    error = nb.cell_error(
+        "import os, signal, threading\n"
+        "threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()\n"
+        "calls = 0\n"
+        "while True:\n"
+        "    calls += 1\n"
+        "    run.log({'n': calls})\n"
+    )
+    assert error == "KeyboardInterrupt"
+    out = nb.cell("for k in range(1, 101):\n    run.log({'n': calls + k})\n"
+                  "run.finish()\nprint('CALLS=' + str(calls))\n")
+    calls = int(nb.value(out, "CALLS"))
+    stored = stored_run(root, started["run_id"])
+    values = [row["n"] for row in stored.history()]
+    assert stored.state == "finished"
+    assert len(values) == len(set(values)), "a row was stored twice"
+    expected = set(range(1, calls)) | set(range(calls + 1, calls + 101))  # `calls` itself was interrupted
+    assert expected <= set(values) <= expected | {calls}
+
+
+def test_restarting_the_kernel_keeps_earlier_runs(notebook, root):
+    nb, _ = notebook
+    started = start_run(nb, root)
+    nb.cell(log_cell(0, 300))
+    nb.restart()
+    stored = wait_for(
+        lambda: (lambda s: s if s.state != "running" else None)(stored_run(root, started["run_id"])),
+        15, "the run from before the restart to be closed",
+    )
+    assert stored.state in ("finished", "crashed")
+    assert_rows(stored, 300)
+    wait_for(lambda: process_gone(started["manager_pid"]), 15, "the old kernel's manager to exit")
+    again = start_run(nb, root)
+    nb.cell(log_cell(0, 5) + "run.finish()\n")
+    assert again["run_id"] != started["run_id"]
+    assert stored_run(root, again["run_id"]).state == "finished"
