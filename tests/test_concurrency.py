@@ -34,7 +34,7 @@ READER = """
             assert rows >= seen.get(run.id, 0), "a reader saw rows disappear"
             seen[run.id] = rows
         reads += 1
-        if len(runs) == 2 and all(r.state == "finished" for r in runs):
+        if len(runs) == int(sys.argv[2]) and all(r.state == "finished" for r in runs):
             break
     print(json.dumps({"reads": reads, "seen": seen}))
 """
@@ -48,7 +48,7 @@ def test_two_writers_and_a_reader_on_one_root(script, root):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for name in ("w1", "w2")
     ]
-    reader = subprocess.Popen([sys.executable, str(script(READER, "reader.py")), root],
+    reader = subprocess.Popen([sys.executable, str(script(READER, "reader.py")), root, "2"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     outputs = [w.communicate(timeout=120) for w in writers]
     for writer, (out, err) in zip(writers, outputs):
@@ -64,3 +64,30 @@ def test_two_writers_and_a_reader_on_one_root(script, root):
         assert stored.state == "finished" and stored.name == name
         assert [r["i"] for r in stored.history()] == list(range(rows))
         assert report["seen"][stored.id] == rows
+
+
+def test_eight_writers_and_a_polling_reader(script, root):
+    """8 scripts x 20 000 rows into one root: every row lands, no 'database is locked'."""
+    rows, names = 20000, [f"w{k}" for k in range(8)]
+    env = script_env()
+    writer = script(WRITER, "writer.py")
+    writers = [subprocess.Popen([sys.executable, str(writer), root, name, str(rows)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for name in names]
+    reader = subprocess.Popen([sys.executable, str(script(READER, "reader.py")), root, "8"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    outputs = [w.communicate(timeout=300) for w in writers]
+    for process, (out, err) in zip(writers, outputs):
+        assert process.returncode == 0, err
+        assert "locked" not in err
+    out, err = reader.communicate(timeout=300)
+    assert reader.returncode == 0, err
+    report = json.loads(out)
+    assert report["reads"] > 1
+    api = mplogger.Api(root)
+    stored = {r.name: r for r in api.runs(project="shared")}
+    assert sorted(stored) == names
+    for run in stored.values():
+        assert run.state == "finished" and run.rows == rows
+        assert [r["i"] for r in run.history(keys=["i"])] == list(range(rows))
+        assert report["seen"][run.id] == rows
