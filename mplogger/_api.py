@@ -148,5 +148,46 @@ class StoredRun:
             ) from None
         return pd.DataFrame(rows)
 
+    def _last_row(self) -> Optional[Dict[str, Any]]:
+        """The last stored row (with ``_step``, ``_timestamp``, ``_runtime``), or None."""
+        row = self._api.conn.execute(
+            "SELECT step, timestamp, runtime, data FROM history WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+            (self.id,),
+        ).fetchone()
+        if row is None:
+            return None
+        values = from_json(row[3])
+        values.update(_step=row[0], _timestamp=row[1], _runtime=row[2])
+        return values
+
+    def _view(self, latest: bool = True) -> Dict[str, Any]:
+        """What the notebook display shows (see :mod:`mplogger._display`)."""
+        view: Dict[str, Any] = {
+            "kind": "StoredRun", "id": self.id, "name": self.name, "project": self.project,
+            "group": self.group, "job_type": self.job_type, "tags": self.tags, "notes": self.notes,
+            "state": self.state, "exit_code": self.exit_code, "root": self._api.root,
+            "dir": self.dir, "created": self.created, "finished": self.finished, "rows": self.rows,
+            "config": self.config, "summary": self.summary,
+        }
+        if latest:
+            try:
+                view["latest"] = self._last_row()
+            except Exception as exc:  # the display shows what it has
+                view["note"] = f"could not read the latest row: {type(exc).__name__}: {exc}"
+        return view
+
+    def _repr_html_(self) -> str:
+        from mplogger._display import run_html
+
+        return run_html(self._view())
+
+    def plot(self, keys: Optional[Sequence[str]] = None) -> Any:
+        """A matplotlib figure: one subplot per numeric key (all when ``keys`` is None) against ``_step``."""
+        from mplogger._display import plot_history
+
+        return plot_history(self.history(), keys, title=f"{self.name} ({self.id})")
+
     def __repr__(self) -> str:
-        return f"<mplogger.StoredRun {self.id} {self.name!r} project={self.project!r} state={self.state}>"
+        from mplogger._display import run_text
+
+        return run_text(self._view(latest=False))

@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-_PIPE_SIZE = 1 << 20
+_PIPE_SIZE = 1 << 18
 _F_SETPIPE_SZ = 1031  # Linux: raise a pipe's capacity
 _SLICE_S = 0.2
 _HEADER = struct.Struct("!i")

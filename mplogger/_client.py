@@ -54,7 +54,7 @@ class Client:
     # --- StartProcess [1,2] and EnsureUp [3,4] ------------------------------------------
     def _start(self) -> None:
         ctx = multiprocessing.get_context(self.start_method)
-        self.mgr_i = ctx.Queue(self.settings.queue_batches)
+        self.mgr_i = ctx.Queue()
         self.mgr_o = ctx.Queue()
         self.inbox = QueueWriter(self.mgr_i)
         self.process = ctx.Process(

@@ -7,8 +7,9 @@
                  <-- mgr_o   relay replies and errors    <-- rsp_q[i] --
 
 Each run is pinned to one worker, so its records stay in order; runs on different workers are
-written in parallel. The manager stops reading ``mgr_i`` while a worker has more than
-``queue_batches`` uncommitted batches: the user's ``log()`` then blocks (back-pressure).
+written in parallel. The manager stops reading while a worker has more than ``inflight_rows``
+rows or ``inflight_bytes`` bytes not yet committed: the user's ``log()`` then blocks
+(back-pressure), and memory stays bounded however wide the rows are.
 
 It lives in its own session (Ctrl-C and a Jupyter kernel's process-group kill do not reach it)
 and watches the user process: when that dies without a word, it writes every record it has,
@@ -108,6 +109,7 @@ class Mux:
         self.worker_processes: Dict[int, multiprocessing.process.BaseProcess] = {}
         self.dead: set = set()
         self.outstanding: List[int] = []
+        self.outstanding_bytes: List[int] = []
         self.pool = None
         self.children = FifoReader()
 
@@ -120,6 +122,7 @@ class Mux:
         self.rsp = [QueueReader(q) for q in rsp_qs]
         self.waiting = [{} for _ in range(count)]
         self.outstanding = [0] * count
+        self.outstanding_bytes = [0] * count
         self.worker_pids = [0] * count
         self.pool = ctx.Pool(count, initializer=_worker.init_process,
                              initargs=(self.rec_qs, rsp_qs, os.getpid()))
@@ -180,8 +183,8 @@ class Mux:
                 self.check_stopped()
 
     def paused(self) -> bool:
-        limit = self.settings.queue_batches
-        return any(n > limit for n in self.outstanding)
+        rows, size = self.settings.inflight_rows, self.settings.inflight_bytes
+        return any(n > rows for n in self.outstanding) or any(n > size for n in self.outstanding_bytes)
 
     def reply(self, message: object) -> None:
         if not self.client_gone:
@@ -202,7 +205,8 @@ class Mux:
                     self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
                 return
             if kind is LogBatch:
-                self.outstanding[route.index] += 1
+                self.outstanding[route.index] += message.rows
+                self.outstanding_bytes[route.index] += len(message.payload)
             self.rec_qs[route.index].put(message)
         elif kind in (FlushRun, GetSummary, FinishRun):
             self.drain_children()  # rows a child logged before this request come first
@@ -262,7 +266,8 @@ class Mux:
     def relay(self, index: int, message: object) -> None:
         kind = type(message)
         if kind is BatchesDone:
-            self.outstanding[index] -= message.batches
+            self.outstanding[index] -= message.rows
+            self.outstanding_bytes[index] -= message.size
             return
         request = message.request
         run_id = message.run_id
@@ -335,6 +340,7 @@ class Mux:
             return
         self.dead.add(index)
         self.outstanding[index] = 0
+        self.outstanding_bytes[index] = 0
         self.rec_qs[index].cancel_join_thread()
         pid = self.worker_pids[index]
         cause = ManagerError(
@@ -369,14 +375,18 @@ class Mux:
         return describe_exit(process.exitcode)
 
     def shutdown(self) -> None:
-        """Stop the workers (bounded) and make sure every reply has left."""
+        """Tell the workers to stop and make sure every reply has left; do not wait for them.
+
+        Every run is committed by now: a worker exits on WorkerStop or, failing that, as soon as
+        its watchdog sees the manager gone, so waiting here would only slow the user's exit.
+        """
         for index, queue in enumerate(self.rec_qs):
             if index not in self.dead:
                 queue.put(WorkerStop())
-        deadline = time.monotonic() + min(5.0, self.settings.shutdown_timeout)
-        while self.worker_exits and time.monotonic() < deadline:
-            for fd in multiprocessing.connection.wait(list(self.worker_exits), deadline - time.monotonic()):
-                self.worker_exits.pop(fd)
+                flusher = threading.Thread(target=queue.join_thread, daemon=True)
+                queue.close()
+                flusher.start()
+                flusher.join(0.5)
         self.children.close()
         if not self.client_gone:
             self.outbox.close()

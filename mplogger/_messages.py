@@ -217,10 +217,11 @@ class WorkerHello:
 
 @attrs.frozen
 class BatchesDone:
-    """Flow control: a worker committed ``batches`` LogBatch messages."""
+    """Flow control: a worker committed LogBatch messages holding ``rows`` rows, ``size`` bytes."""
 
     index: int
-    batches: int
+    rows: int
+    size: int
 
 
 @attrs.frozen

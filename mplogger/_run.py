@@ -347,3 +347,75 @@ class Run:
     def __repr__(self) -> str:
         return f"<mplogger.Run {self.id} {self.name!r} project={self.project!r} state={self.state}>"
 
+    # --- notebooks -------------------------------------------------------------------------
+    def _view(self) -> Dict[str, Any]:
+        """What the notebook display shows: this object's fields, then the store's (after a flush).
+
+        Never raises: what cannot be read is left out and named in ``view["note"]``.
+        """
+        view: Dict[str, Any] = {
+            "kind": "Run", "id": self.id, "name": self.name, "project": self.project,
+            "group": self.group, "job_type": self.job_type, "tags": list(self.tags),
+            "notes": self.notes, "state": self.state, "root": self.root, "dir": self.dir,
+            "created": self.start_time, "config": None, "summary": None,
+        }
+        problems: List[str] = []
+        try:
+            view["config"] = self.config.as_dict()
+        except Exception as exc:
+            problems.append(f"config: {type(exc).__name__}: {exc}")
+        try:
+            self.flush(timeout=10.0)  # a no-op once closed; a child run flushes its own rows
+            flushed = True
+        except Exception as exc:
+            flushed = False
+            problems.append(f"flush failed ({type(exc).__name__}: {exc}); showing what the store has")
+        if flushed and not self._closed:
+            try:
+                view["summary"] = self._fetch_summary()  # one round trip (dict(self.summary) makes one per key)
+            except Exception as exc:
+                problems.append(f"summary: {type(exc).__name__}: {exc}")
+        try:
+            from mplogger._api import Api  # here, not at module level: data flows store -> Api only
+
+            api = Api(self.root)
+            try:
+                stored = api.run(self.id)
+                view.update(state=stored.state, exit_code=stored.exit_code, finished=stored.finished,
+                            rows=stored.rows, latest=stored._last_row())
+                if view["summary"] is None:
+                    view["summary"] = stored.summary
+            finally:
+                api.close()
+        except Exception as exc:
+            problems.append(f"could not read the store: {type(exc).__name__}: {exc}")
+        if view["summary"] is None and self._final_summary:
+            view["summary"] = dict(self._final_summary)
+        if problems:
+            view["note"] = "; ".join(problems)
+        return view
+
+    def _repr_html_(self) -> str:
+        """The run as an HTML card for Jupyter (flushes first, so the numbers are current)."""
+        from mplogger._display import run_html
+
+        try:
+            return run_html(self._view())
+        except Exception as exc:  # a display must never raise
+            import html
+
+            return f"<pre>{html.escape(repr(self))}\n{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
+
+    def plot(self, keys: Optional[List[str]] = None) -> Any:
+        """Flush, then a matplotlib figure of the stored history: one subplot per numeric key."""
+        from mplogger._api import Api
+        from mplogger._display import plot_history
+
+        self.flush()
+        api = Api(self.root)
+        try:
+            rows = api.run(self.id).history()
+        finally:
+            api.close()
+        return plot_history(rows, keys, title=f"{self.name} ({self.id})")
+

@@ -34,18 +34,20 @@ class Settings:
     workers: size of the internal worker pool; each run is pinned to one worker.
     shutdown_timeout: the bound, in seconds, on every wait at finish and at exit.
     batch_size / batch_interval: a run's rows are sent to the manager every ``batch_size`` rows
-        or ``batch_interval`` seconds, whichever comes first. ``batch_interval`` bounds what a
-        SIGKILL of the user process can lose.
-    queue_batches: how many batches may wait for the store before ``log()`` blocks
-        (back-pressure instead of unbounded memory).
+        or ``batch_interval`` seconds, whichever comes first; they bound what a SIGKILL of the
+        user process can lose. Fewer, larger batches wake the other processes less often.
+    inflight_rows / inflight_bytes: how much may wait for a worker's store before the manager
+        stops reading and ``log()`` blocks (back-pressure instead of unbounded memory); they
+        also bound how long ``finish()`` waits after a burst.
     """
 
     start_method: str = attrs.field(default="auto", validator=_start_method)
     workers: int = attrs.field(default=0)
     shutdown_timeout: float = attrs.field(default=30.0, validator=_positive)
-    batch_size: int = attrs.field(default=256, validator=_positive)
+    batch_size: int = attrs.field(default=1024, validator=_positive)
     batch_interval: float = attrs.field(default=0.05, validator=_positive)
-    queue_batches: int = attrs.field(default=64, validator=_positive)
+    inflight_rows: int = attrs.field(default=8192, validator=_positive)
+    inflight_bytes: int = attrs.field(default=16 << 20, validator=_positive)
 
     @classmethod
     def from_env(cls, base: Optional[Union["Settings", Mapping[str, Any]]] = None) -> "Settings":

@@ -93,7 +93,7 @@ class Worker:
         self.runs: Dict[str, _OpenRun] = {}
         self.in_transaction: set = set()
         self.replies: list = []
-        self.batches = 0
+        self.batches = self.batch_rows = self.batch_bytes = 0
 
     def store(self, root: str) -> sqlite3.Connection:
         conn = self.stores.get(root)
@@ -122,14 +122,16 @@ class Worker:
         self.commit()
         replies, self.replies = self.replies, []
         if self.batches:
-            replies.append(BatchesDone(self.index, self.batches))
-            self.batches = 0
+            replies.append(BatchesDone(self.index, self.batch_rows, self.batch_bytes))
+            self.batches = self.batch_rows = self.batch_bytes = 0
         return replies
 
     def handle(self, message: object) -> None:
         kind = type(message)
         if kind is LogBatch:
             self.batches += 1
+            self.batch_rows += message.rows
+            self.batch_bytes += len(message.payload)
             self.log_batch(message)
         elif kind is UpdateRun:
             self.update_run(message)
