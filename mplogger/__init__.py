@@ -7,8 +7,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import os
 import platform
 import random
@@ -18,9 +18,11 @@ import sys
 import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from mplogger import _launch, _session
+from mplogger import _init_args, _launch, _session
+from mplogger._disabled import DisabledRun
+from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
-from mplogger._errors import Error, ManagerError, RunError, UsageError
+from mplogger._errors import Error, ManagerError, RunError, UsageError  # Error: as wandb.Error
 from mplogger._messages import InitRun, RunReady
 from mplogger._run import Config, Run, Summary
 from mplogger._settings import Settings, resolve_root
@@ -30,6 +32,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "DisabledRun",
+    "alert",
+    "save",
+    "termerror",
+    "termlog",
+    "termwarn",
+    "watch",
     "Api",
     "Config",
     "Error",
@@ -61,6 +70,7 @@ def _log_before_init(data: Mapping[str, Any], step: Optional[int] = None, commit
 
 
 log = _log_before_init
+_logger = logging.getLogger("mplogger")
 
 _ADJECTIVES = ("amber", "brisk", "calm", "dapper", "eager", "fluent", "gentle", "hardy", "ivory",
                "jolly", "keen", "lucid", "mellow", "nimble", "olive", "proud", "quiet", "rapid",
@@ -101,73 +111,88 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> None
     _session.setup(settings)
 
 
-def _config_dict(config_arg: Any) -> dict:
-    if config_arg is None:
-        return {}
-    if isinstance(config_arg, argparse.Namespace):
-        return dict(vars(config_arg))
-    if isinstance(config_arg, Mapping):
-        for key in config_arg:
-            if not isinstance(key, str):
-                raise TypeError(f"init(config=...): keys must be strings; got {key!r}")
-        return dict(config_arg)
-    raise TypeError(
-        f"init(config=...) takes a dict or an argparse.Namespace, not {type(config_arg).__name__}"
-    )
-
-
 def init(
     project: Optional[str] = None,
+    entity: Optional[str] = None,
     name: Optional[str] = None,
-    config: Any = None,
-    dir: Optional[Union[str, os.PathLike]] = None,
-    id: Optional[str] = None,
-    tags: Optional[Sequence[str]] = None,
     notes: Optional[str] = None,
+    tags: Optional[Sequence[str]] = None,
     group: Optional[str] = None,
     job_type: Optional[str] = None,
-    reinit: Union[bool, str, None] = None,
+    config: Any = None,
+    config_exclude_keys: Optional[Sequence[str]] = None,
+    config_include_keys: Optional[Sequence[str]] = None,
+    allow_val_change: Optional[bool] = None,
+    dir: Optional[Union[str, os.PathLike]] = None,
+    id: Optional[str] = None,
     resume: Union[bool, str, None] = None,
+    reinit: Union[bool, str, None] = None,
+    mode: Optional[str] = None,
+    save_code: Optional[bool] = None,
     settings: Optional[Union[Settings, Mapping[str, Any]]] = None,
-) -> Run:
+    anonymous: Optional[str] = None,
+    magic: Any = None,
+    monitor_gym: Optional[bool] = None,
+    sync_tensorboard: Optional[bool] = None,
+) -> Union[Run, DisabledRun]:
     """Start a run and return it once it exists in the store; also sets ``mplogger.run``.
 
-    While a run is active, ``init()`` returns it unless ``reinit`` is True or
+    The arguments are wandb's. Unset ones come from ``MPLOGGER_<NAME>``, then ``WANDB_<NAME>``
+    (PROJECT, ENTITY, NAME, NOTES, TAGS, RUN_GROUP, JOB_TYPE, DIR, RUN_ID, MODE). ``mode``
+    ``"online"``/``"offline"`` log locally (there is no server); ``"disabled"`` returns a run that
+    does nothing. While a run is active, ``init()`` returns it unless ``reinit`` is True or
     ``"finish_previous"`` (finish it first; the default in Jupyter) or ``"create_new"`` (an
-    independent run that does not replace ``mplogger.run``).
+    independent run that does not replace ``mplogger.run``). ``anonymous``, ``magic``,
+    ``monitor_gym`` and ``sync_tensorboard`` are accepted and ignored.
     """
-    session = _session.current()
-    if reinit is None and _launch.in_jupyter():
+    for ignored, value in (("anonymous", anonymous), ("magic", magic), ("monitor_gym", monitor_gym),
+                           ("sync_tensorboard", sync_tensorboard)):
+        if value is not None:
+            _logger.debug("init(%s=...) is accepted for wandb scripts and has no effect", ignored)
+    in_notebook = _launch.in_jupyter()
+    if reinit is None and in_notebook:
         reinit = "finish_previous"  # a notebook re-runs cells: a new init() starts a new run
     if reinit not in (None, False, True, "default", "return_previous", "finish_previous", "create_new"):
         raise ValueError(
             f"init(reinit={reinit!r}): use None, True, 'return_previous', 'finish_previous' or 'create_new'"
         )
-    if run is not None and not run._closed and reinit in (None, False, "default", "return_previous"):
-        return run
-    if run is not None and reinit in (True, "finish_previous"):
-        run.finish()
     if resume not in (None, False, True, "allow", "must", "never", "auto"):
         raise ValueError(f"init(resume={resume!r}): use 'allow', 'must', 'never', 'auto' or True")
+    run_mode = _init_args.resolve_mode(mode)
+    if run_mode != "disabled":
+        _logger.debug("mode %r: mplogger always logs to the local store; there is no cloud", run_mode)
+    tag_list = _init_args.tags_from(tags)
+    config_values = _init_args.load_config(config, config_include_keys, config_exclude_keys)
+    if run_mode == "disabled":
+        disabled = DisabledRun(_init_args.from_env("NAME", name), _init_args.from_env("PROJECT", project),
+                               config_values)
+        _set_globals(disabled)  # type: ignore[arg-type]
+        return disabled
+    active = run if isinstance(run, Run) else None
+    if active is not None and not active._closed and reinit in (None, False, "default", "return_previous"):
+        return active
+    if active is not None and reinit in (True, "finish_previous"):
+        active.finish()
     resume_mode = {None: None, False: None, True: "allow", "auto": "allow"}.get(resume, resume)  # type: ignore[arg-type]
+    id = _init_args.from_env("RUN_ID", id)
     if id is not None:
-        if not isinstance(id, str) or not id or any(c in id for c in "/\\:*?\"<>| ") or id in (".", ".."):
+        if not isinstance(id, str) or not id or any(c in id for c in '/\\:*?"<>| ') or id in (".", ".."):
             raise ValueError(f"init(id={id!r}): a run id must be a non-empty string usable as a folder name")
-    if tags is not None and (isinstance(tags, str) or not all(isinstance(t, str) for t in tags)):
-        raise TypeError("init(tags=...) takes a list of strings")
-    config_values = _config_dict(config)
+    session = _session.current()
     client = _session.setup(settings)
-    root = resolve_root(dir)
+    root = resolve_root(_init_args.from_env("DIR", dir))
     record = {
         "id": id or _new_run_id(),
-        "project": project or os.environ.get("MPLOGGER_PROJECT") or "uncategorized",
-        "name": name or _new_run_name(),
-        "run_group": group,
-        "job_type": job_type,
-        "tags": json.dumps(list(tags or [])),
-        "notes": notes,
+        "project": _init_args.from_env("PROJECT", project) or "uncategorized",
+        "entity": _init_args.from_env("ENTITY", entity),
+        "name": _init_args.from_env("NAME", name) or _new_run_name(),
+        "run_group": _init_args.from_env("RUN_GROUP", group),
+        "job_type": _init_args.from_env("JOB_TYPE", job_type),
+        "tags": json.dumps(tag_list),
+        "notes": _init_args.from_env("NOTES", notes),
         "created": time.time(),
         "config": to_json(jsonable(config_values)),
+        "metadata": to_json({"mode": run_mode, "save_code": bool(save_code)}),
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "python": platform.python_version(),
@@ -177,7 +202,8 @@ def init(
     assert isinstance(reply, RunReady)
     stored = dict(reply.record)
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")
-    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish)
+    allow = in_notebook if allow_val_change is None else bool(allow_val_change)
+    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow)
     session.runs[new_run.id] = new_run
     if reinit != "create_new":
         _set_globals(new_run)
@@ -186,7 +212,9 @@ def init(
 
 def finish(exit_code: Optional[int] = None) -> None:
     """Finish ``mplogger.run`` (if any). Safe to call twice."""
-    if run is not None:
+    if isinstance(run, DisabledRun):
+        _set_globals(None)
+    elif run is not None:
         run.finish(exit_code)
 
 
@@ -194,3 +222,29 @@ def teardown(exit_code: Optional[int] = None) -> None:
     """Finish every open run of this process and stop its manager (what happens at exit)."""
     _session.teardown(exit_code)
     _set_globals(None)
+
+
+def _active(what: str) -> Run:
+    if not isinstance(run, Run):
+        raise UsageError(f"call mplogger.init() before mplogger.{what}()")
+    return run
+
+
+def save(glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> Any:
+    """``run.save()`` of the active run: copy matching files into its folder."""
+    if isinstance(run, DisabledRun):
+        return []
+    return _active("save").save(glob_str, base_path, policy)
+
+
+def watch(*args: Any, **kwargs: Any) -> None:
+    """Accepted for wandb scripts; does nothing (a one-time notice says so)."""
+    if run is not None:
+        run.watch(*args, **kwargs)
+
+
+def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+    """``run.alert()`` of the active run: recorded in the store and printed."""
+    if isinstance(run, DisabledRun):
+        return
+    _active("alert").alert(title, text, level, wait_duration)

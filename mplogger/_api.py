@@ -104,6 +104,8 @@ class StoredRun:
         self.python: Optional[str] = record["python"]
         self.argv: List[str] = json.loads(record["argv"])
         self.rows: int = record["rows"]
+        self.entity: Optional[str] = record["entity"]
+        self.metadata: Dict[str, Any] = from_json(record["metadata"])
         self.dir = _store.run_dir(api.root, self.id)
 
     def scan_history(self, keys: Optional[Sequence[str]] = None, page_size: int = 1000) -> Iterator[Dict[str, Any]]:

@@ -100,6 +100,7 @@ class UpdateRun:
     config: Optional[dict] = None
     summary: Optional[dict] = None
     summary_deleted: tuple = ()
+    alert: Optional[dict] = None
 
 
 @attrs.frozen

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import operator
 import os
+import shutil
 import time
 import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
@@ -13,6 +15,7 @@ from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
 from mplogger._errors import ManagerError, RunError, UsageError
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
+from mplogger._terminal import notice_once, termlog
 from mplogger._values import SCALAR_TYPES, check_row, jsonable
 
 __all__ = ["Run", "Config", "Summary"]
@@ -20,12 +23,29 @@ __all__ = ["Run", "Config", "Summary"]
 _time = time.time
 
 
-class Config(MutableMapping):
-    """A run's configuration: a dict with attribute access; every change reaches the store."""
+def _copy(source: str, target: str) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copy2(source, target)
 
-    def __init__(self, run: "Run", data: Optional[Mapping[str, Any]] = None) -> None:
+
+def _changed(source: str, target: str) -> bool:
+    a, b = os.stat(source), os.stat(target)
+    return (a.st_size, a.st_mtime_ns) != (b.st_size, b.st_mtime_ns)
+
+
+class Config(MutableMapping):
+    """A run's configuration: a dict with attribute access; every change reaches the store.
+
+    Values are kept as stored (see :func:`mplogger._values.jsonable`). Changing a key that is set
+    to a different value raises ``ValueError`` naming the key and both values, unless allowed:
+    ``update(..., allow_val_change=True)``, ``init(allow_val_change=True)``, or in Jupyter.
+    """
+
+    def __init__(self, run: "Run", data: Optional[Mapping[str, Any]] = None,
+                 allow_val_change: bool = False) -> None:
         object.__setattr__(self, "_run", run)
         object.__setattr__(self, "_data", dict(data or {}))
+        object.__setattr__(self, "_allow_val_change", allow_val_change)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -52,13 +72,28 @@ class Config(MutableMapping):
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
 
-    def update(self, data: Any = (), **more: Any) -> None:  # type: ignore[override]
-        values = dict(data, **more)
-        for key in values:
+    def update(self, data: Any = (), allow_val_change: Optional[bool] = None, **more: Any) -> None:  # type: ignore[override]
+        """Set several keys at once (a dict, an ``argparse.Namespace`` or keywords)."""
+        if data is None:
+            data = {}
+        elif not isinstance(data, Mapping) and hasattr(data, "__dict__") and not isinstance(data, (list, tuple)):
+            data = vars(data)
+        values = {key: jsonable(value) for key, value in dict(data, **more).items()}
+        allowed = self._allow_val_change if allow_val_change is None else allow_val_change
+        for key, value in values.items():
             if not isinstance(key, str):
                 raise TypeError(f"config keys must be strings; got {key!r} ({type(key).__name__})")
+            if not allowed and key in self._data and self._data[key] != value:
+                raise ValueError(
+                    f"config key {key!r} is already {self._data[key]!r}; refusing to change it to "
+                    f"{value!r}. Pass allow_val_change=True to change it."
+                )
         self._data.update(values)
         self._run._send_config()
+
+    def setdefaults(self, data: Mapping[str, Any]) -> None:
+        """Set the keys of ``data`` that are not set yet; keep the others."""
+        self.update({k: v for k, v in dict(data).items() if k not in self._data})
 
     def as_dict(self) -> Dict[str, Any]:
         return dict(self._data)
@@ -119,7 +154,7 @@ class Run:
     """A run: log rows to it, then finish it. Use it as a context manager to finish on exit."""
 
     def __init__(self, client: Client, record: Dict[str, Any], root: str, config: Mapping[str, Any],
-                 on_finish: Callable[["Run"], None]) -> None:
+                 on_finish: Callable[["Run"], None], allow_val_change: bool = False) -> None:
         self._client = client
         self._record = record
         self.id: str = record["id"]
@@ -132,7 +167,9 @@ class Run:
         self.root = root
         self.dir = _store.run_dir(root, self.id)
         self.start_time: float = record["created"]
-        self.config = Config(self, config)
+        self.entity: Optional[str] = record.get("entity")
+        self.url: Optional[str] = None  # there is no server: nothing to link to
+        self.config = Config(self, config, allow_val_change)
         self.summary = Summary(self)
         self.state = "running"
         self._on_finish = on_finish
@@ -144,6 +181,7 @@ class Run:
         self._known_keys: set = set()
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
+        self._saved: Dict[str, str] = {}
         self._child: Optional[ChildRun] = None
         self._sender = client.sender(self.id)
         self._rows = self._sender.rows
@@ -299,6 +337,7 @@ class Run:
         exit_code = 0 if exit_code is None else exit_code
         state = "finished" if exit_code == 0 else "failed"
         try:
+            self._copy_saved_files()
             self._commit_pending()
             self._sender.flush()
             reply = self._request(lambda r: FinishRun(r, self.id, state, exit_code), "finish", None)
@@ -337,6 +376,60 @@ class Run:
             self._child = ChildRun(self.attachment())
         self._closed = True
         self._fast = False
+
+    # --- what wandb scripts also call -------------------------------------------------------
+    def save(self, glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> List[str]:
+        """Copy files matching ``glob_str`` into the run's folder (``<run dir>/files/``).
+
+        Paths inside are kept relative to ``base_path`` (default: the glob's folder). Policy
+        ``"now"`` copies now, ``"end"`` at finish, ``"live"`` now and again at finish if the
+        file changed. Returns the copies' paths (for ``"end"``, where they will be).
+        """
+        if policy not in ("live", "now", "end"):
+            raise ValueError(f"save(policy={policy!r}): use 'live', 'now' or 'end'")
+        if not isinstance(glob_str, (str, os.PathLike)):
+            raise TypeError(f"save() takes a path or glob, not {type(glob_str).__name__}")
+        pattern = os.path.abspath(os.fspath(glob_str))
+        base = os.path.abspath(base_path) if base_path is not None else os.path.dirname(
+            pattern.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0] + "x")
+        copies = []
+        for source in sorted(glob.glob(pattern, recursive=True)):
+            if not os.path.isfile(source):
+                continue
+            relative = os.path.relpath(source, base)
+            if relative.startswith(".."):
+                raise ValueError(f"save(): {source} is not under base_path {base}")
+            target = os.path.join(self.dir, "files", relative)
+            if policy != "end":
+                _copy(source, target)
+            if policy != "now":
+                self._saved[source] = target
+            copies.append(target)
+        return copies
+
+    def _copy_saved_files(self) -> None:
+        for source, target in self._saved.items():
+            try:
+                if not os.path.exists(target) or _changed(source, target):
+                    _copy(source, target)
+            except OSError as exc:
+                warnings.warn(f"run {self.id}: could not copy {source}: {exc}")
+
+    def watch(self, *args: Any, **kwargs: Any) -> None:
+        """Accepted for wandb scripts; gradient/parameter watching is not done here."""
+        notice_once("watch() does nothing in mplogger: log the values you want to keep")
+
+    def alert(self, title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
+        """Record an alert in the store (table ``alerts``) and print it; nothing is sent anywhere."""
+        level = getattr(level, "value", level)
+        if str(level).upper() not in ("INFO", "WARN", "ERROR"):
+            raise ValueError(f"alert(level={level!r}): use INFO, WARN or ERROR")
+        termlog(f"alert [{str(level).upper()}] {title}: {text}")
+        self._send(UpdateRun(self.id, alert={"timestamp": _time(), "level": str(level).upper(),
+                                             "title": str(title), "text": str(text)}))
+
+    def _label(self, *args: Any, **kwargs: Any) -> None:
+        """Integrations call this private wandb hook; it has nothing to do here."""
 
     def __enter__(self) -> "Run":
         return self

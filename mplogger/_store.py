@@ -52,9 +52,18 @@ CREATE TABLE IF NOT EXISTS runs (
     python     TEXT,
     argv       TEXT NOT NULL DEFAULT '[]',
     rows       INTEGER NOT NULL DEFAULT 0,
-    last_step  INTEGER
+    last_step  INTEGER,
+    entity     TEXT,
+    metadata   TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS runs_project_created ON runs (project, created);
+CREATE TABLE IF NOT EXISTS alerts (
+    run_id    TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    level     TEXT NOT NULL,
+    title     TEXT NOT NULL,
+    text      TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS history (
     run_id    TEXT NOT NULL,
     seq       INTEGER NOT NULL,
@@ -146,7 +155,7 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
 RUN_COLUMNS = (
     "id", "project", "name", "run_group", "job_type", "tags", "notes", "state", "exit_code",
     "created", "updated", "finished", "config", "summary", "host", "pid", "python", "argv",
-    "rows", "last_step",
+    "rows", "last_step", "entity", "metadata",
 )
 
 

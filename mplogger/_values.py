@@ -11,8 +11,13 @@ NaN or infinity, so a non-finite float is written as ``{"_type": "float", "value
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import enum
 import json
 import math
+import os
+import types
 from typing import Any, Callable, Dict, Mapping
 
 __all__ = [
@@ -146,14 +151,29 @@ def from_json(text: str) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-able copy of a config value: containers kept, anything else as its ``repr``."""
+    """A JSON-able copy of a config value, as wandb stores config.
+
+    Containers are kept (sets and tuples as lists), paths become strings, enums their value,
+    dataclasses and namespaces dicts, numpy scalars and arrays numbers and lists; anything else
+    (functions, classes, objects) is stored as its ``repr``, never dropped and never pickled.
+    """
     if type(value) in SCALAR_TYPES:
         return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return jsonable(dataclasses.asdict(value))
+    if isinstance(value, (argparse.Namespace, types.SimpleNamespace)):
+        return jsonable(vars(value))
     scalar = _array_scalar(value)
     if scalar is not _NOT_SCALAR:
         return scalar
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return jsonable(value.tolist())
     return repr(value)

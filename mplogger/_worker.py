@@ -224,6 +224,11 @@ class Worker:
             run.dirty = True
         if fields:
             _store.update_run(run.conn, run.run_id, **fields)
+        if message.alert is not None:
+            alert = message.alert
+            run.conn.execute(
+                "INSERT INTO alerts (run_id, timestamp, level, title, text) VALUES (?, ?, ?, ?, ?)",
+                (run.run_id, alert["timestamp"], alert["level"], alert["title"], alert["text"]))
 
     def finish_run(self, message: FinishRun) -> None:
         run = self.runs.pop(message.run_id, None)

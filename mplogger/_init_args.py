@@ -1,0 +1,102 @@
+"""Resolving ``init()``'s arguments as wandb does: environment variables, config sources, mode.
+
+Each setting comes from the argument, else ``MPLOGGER_<NAME>``, else ``WANDB_<NAME>`` (so
+wandb users' environments keep working; our own names win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+__all__ = ["from_env", "load_config", "resolve_mode", "MODES"]
+
+MODES = ("online", "offline", "disabled")
+_MODE_ALIASES = {"dryrun": "offline", "run": "online", "shared": "online"}
+DEFAULTS_FILE = "config-defaults.yaml"
+
+
+def from_env(name: str, given: Any = None) -> Any:
+    """``given`` if not None, else ``MPLOGGER_<name>``, else ``WANDB_<name>``, else None."""
+    if given is not None:
+        return given
+    return os.environ.get(f"MPLOGGER_{name}") or os.environ.get(f"WANDB_{name}") or None
+
+
+def resolve_mode(mode: Optional[str]) -> str:
+    """online/offline/None log locally (there is no cloud); disabled logs nothing."""
+    chosen = from_env("MODE", mode) or "online"
+    chosen = _MODE_ALIASES.get(chosen, chosen)
+    if chosen not in MODES:
+        raise ValueError(f"init(mode={chosen!r}): use one of {', '.join(MODES)} (or 'dryrun')")
+    return chosen
+
+
+def _read_file(path: str) -> Dict[str, Any]:
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ImportError(f"reading the config file {path} needs PyYAML: pip install pyyaml") from None
+        with open(path) as source:
+            data = yaml.safe_load(source) or {}
+    elif path.endswith(".json"):
+        with open(path) as source:
+            data = json.load(source)
+    else:
+        raise ValueError(f"init(config={path!r}): a config file must end in .yaml, .yml or .json")
+    if not isinstance(data, Mapping):
+        raise ValueError(f"the config file {path} must hold a mapping, not {type(data).__name__}")
+    # wandb's own files store each key as {"desc": ..., "value": ...}; "wandb_version" is its header
+    return {
+        key: value["value"] if isinstance(value, Mapping) and "value" in value else value
+        for key, value in data.items() if key != "wandb_version"
+    }
+
+
+def load_config(config: Any, include: Optional[Iterable[str]] = None,
+                exclude: Optional[Iterable[str]] = None, defaults_dir: str = ".") -> Dict[str, Any]:
+    """The run's starting config: ``config-defaults.yaml`` if present, then ``config``.
+
+    ``config`` is a dict, an ``argparse.Namespace`` or a path to a YAML/JSON file; then
+    ``include`` keeps only the named keys and ``exclude`` drops the named ones.
+    """
+    values: Dict[str, Any] = {}
+    defaults = os.path.join(defaults_dir, DEFAULTS_FILE)
+    if os.path.isfile(defaults):
+        values.update(_read_file(defaults))
+    if config is None:
+        pass
+    elif isinstance(config, (str, os.PathLike)):
+        values.update(_read_file(os.fspath(config)))
+    elif isinstance(config, argparse.Namespace):
+        values.update(vars(config))
+    elif isinstance(config, Mapping):
+        for key in config:
+            if not isinstance(key, str):
+                raise TypeError(f"init(config=...): keys must be strings; got {key!r}")
+        values.update(config)
+    else:
+        raise TypeError(
+            "init(config=...) takes a dict, an argparse.Namespace or a path to a YAML/JSON file, "
+            f"not {type(config).__name__}"
+        )
+    if include is not None:
+        keep = set(include)
+        values = {k: v for k, v in values.items() if k in keep}
+    if exclude is not None:
+        drop = set(exclude)
+        values = {k: v for k, v in values.items() if k not in drop}
+    return values
+
+
+def tags_from(tags: Any) -> list:
+    """Tags from the argument or a comma list in ``MPLOGGER_TAGS``/``WANDB_TAGS``."""
+    if tags is None:
+        env = from_env("TAGS")
+        return [t.strip() for t in env.split(",") if t.strip()] if env else []
+    if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
+        raise TypeError("init(tags=...) takes a list of strings")
+    return list(tags)
