@@ -1,0 +1,210 @@
+"""The wandb drop-in: each rule of wandb's API that mplogger follows, pinned by its own test."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import json
+import os
+import pathlib
+import sqlite3
+
+import pytest
+
+import mplogger
+import mplogger as wandb
+
+
+def stored(root, run):
+    return mplogger.Api(root).run(run.id)
+
+
+# --- module level -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["init", "log", "finish", "setup", "teardown", "save", "watch", "alert",
+                                  "termlog", "termwarn", "termerror", "Settings", "Api", "Error",
+                                  "__version__", "run", "config", "summary"])
+def test_wandb_names_exist(name):
+    assert hasattr(wandb, name)
+
+
+def test_run_is_none_before_init_and_after_finish(root):
+    assert wandb.run is None
+    run = wandb.init(dir=root)
+    assert wandb.run is run and run.url is None
+    run._label(repo="x", code="y")  # integrations call this private hook
+    wandb.finish()
+    wandb.finish()
+    assert wandb.run is None
+
+
+def test_unknown_init_keyword_is_a_type_error(root):
+    with pytest.raises(TypeError, match="colour"):
+        wandb.init(dir=root, colour="blue")
+
+
+# --- environment variables --------------------------------------------------------------------
+def test_wandb_env_vars_fill_unset_arguments_and_ours_win(root, monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_PROJECT", "from-wandb")
+    monkeypatch.setenv("WANDB_NAME", "wandb-name")
+    monkeypatch.setenv("MPLOGGER_NAME", "our-name")
+    monkeypatch.setenv("WANDB_NOTES", "some notes")
+    monkeypatch.setenv("WANDB_TAGS", "a, b")
+    monkeypatch.setenv("WANDB_RUN_GROUP", "grp")
+    monkeypatch.setenv("WANDB_JOB_TYPE", "eval")
+    monkeypatch.setenv("WANDB_ENTITY", "team")
+    monkeypatch.setenv("WANDB_RUN_ID", "envrun01")
+    monkeypatch.setenv("WANDB_DIR", root)
+    run = wandb.init()
+    run.finish()
+    s = mplogger.Api(root).run("envrun01")
+    assert (s.project, s.name, s.notes, s.tags, s.group, s.job_type, s.entity) == (
+        "from-wandb", "our-name", "some notes", ["a", "b"], "grp", "eval", "team")
+    explicit = wandb.init(project="explicit", dir=root, id="explicit1")
+    explicit.finish()
+    assert mplogger.Api(root).run("explicit1").project == "explicit"
+
+
+@pytest.mark.parametrize("variable, value", [("WANDB_MODE", "disabled"), ("MPLOGGER_MODE", "disabled")])
+def test_disabled_mode_from_env_writes_nothing(tmp_path, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    root = tmp_path / "store"
+    run = wandb.init(dir=str(root), config={"a": 1})
+    run.log({"x": 1})
+    run.config.b = 2
+    run.summary["best"] = 3
+    assert wandb.run is run and run.config.a == 1 and run.summary["x"] == 1
+    run.finish()
+    wandb.finish()
+    assert wandb.run is None and not root.exists()
+    assert mplogger._session.current().client is None  # no manager was started
+
+
+@pytest.mark.parametrize("mode", ["online", "offline", "dryrun", None])
+def test_online_and_offline_modes_log_locally(root, mode):
+    run = wandb.init(dir=root, mode=mode)
+    run.log({"x": 1})
+    run.finish()
+    assert stored(root, run).summary == {"x": 1}
+
+
+def test_bad_mode(root):
+    with pytest.raises(ValueError, match="mode"):
+        wandb.init(dir=root, mode="cloudy")
+
+
+# --- config -----------------------------------------------------------------------------------
+def test_config_from_namespace_yaml_json_and_defaults_file(root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "config-defaults.yaml").write_text("lr:\n  desc: learning rate\n  value: 0.1\nepochs: 3\n")
+    (tmp_path / "extra.json").write_text(json.dumps({"epochs": 5, "opt": "adam"}))
+    run = wandb.init(dir=root, config="extra.json")
+    assert dict(run.config) == {"lr": 0.1, "epochs": 5, "opt": "adam"}
+    run.finish()
+    (tmp_path / "config-defaults.yaml").unlink()
+    args = argparse.Namespace(batch=32, seed=1)
+    second = wandb.init(dir=root, config=args, reinit=True)
+    assert dict(second.config) == {"batch": 32, "seed": 1}
+    second.finish()
+    assert stored(root, second).config == {"batch": 32, "seed": 1}
+
+
+def test_config_include_and_exclude_keys(root):
+    run = wandb.init(dir=root, config={"a": 1, "b": 2, "c": 3}, config_exclude_keys=["b"])
+    assert dict(run.config) == {"a": 1, "c": 3}
+    run.finish()
+    run = wandb.init(dir=root, config={"a": 1, "b": 2}, config_include_keys=["b"], reinit=True)
+    assert dict(run.config) == {"b": 2}
+    run.finish()
+
+
+def test_changing_a_config_value_is_refused_unless_allowed(root):
+    run = wandb.init(dir=root, config={"lr": 0.1})
+    run.config.lr = 0.1  # same value: fine
+    with pytest.raises(ValueError) as info:
+        run.config.lr = 0.2
+    assert "'lr'" in str(info.value) and "0.1" in str(info.value) and "0.2" in str(info.value)
+    run.config.update({"lr": 0.3}, allow_val_change=True)
+    run.config.setdefaults({"lr": 9, "new": 1})
+    assert (run.config.lr, run.config["new"], run.config.get("missing", 7)) == (0.3, 1, 7)
+    assert "lr" in run.config and sorted(run.config.keys()) == ["lr", "new"]
+    run.finish()
+    assert stored(root, run).config == {"lr": 0.3, "new": 1}
+    relaxed = wandb.init(dir=root, config={"lr": 0.1}, allow_val_change=True, reinit=True)
+    relaxed.config.lr = 0.5
+    relaxed.finish()
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@dataclasses.dataclass
+class Optim:
+    name: str = "sgd"
+    momentum: float = 0.9
+
+
+def test_config_values_that_are_not_json_are_stored_as_wandb_stores_them(root):
+    run = wandb.init(dir=root, config={"path": pathlib.Path("/data/x"), "colour": Colour.RED, "opt": Optim(),
+                                       "ns": argparse.Namespace(k=1), "fn": len, "pair": (1, 2)})
+    run.finish()
+    assert stored(root, run).config == {"path": "/data/x", "colour": "red", "opt": {"name": "sgd", "momentum": 0.9},
+                                        "ns": {"k": 1}, "fn": "<built-in function len>", "pair": [1, 2]}
+
+
+# --- other calls ------------------------------------------------------------------------------
+def test_entity_and_save_code_are_stored(root):
+    run = wandb.init(dir=root, entity="team", save_code=True, anonymous="allow", magic=True,
+                     monitor_gym=True, sync_tensorboard=False)
+    run.finish()
+    s = stored(root, run)
+    assert s.entity == "team" and s.metadata["save_code"] is True
+
+
+@pytest.mark.parametrize("policy", ["now", "end", "live"])
+def test_save_copies_files_into_the_run_folder(root, tmp_path, policy):
+    source = tmp_path / "ckpt"
+    source.mkdir()
+    (source / "model.txt").write_text("v1")
+    run = wandb.init(dir=root)
+    copies = run.save(str(source / "*.txt"), policy=policy)
+    target = pathlib.Path(run.dir) / "files" / "model.txt"
+    assert copies == [str(target)]
+    assert target.exists() == (policy != "end")
+    (source / "model.txt").write_text("version two")
+    run.finish()
+    assert not target.is_symlink()
+    assert target.read_text() == ("v1" if policy == "now" else "version two")
+
+
+def test_save_before_init_is_a_clear_error():
+    with pytest.raises(mplogger.UsageError, match="init"):
+        wandb.save("*.txt")
+
+
+def test_alert_is_recorded_and_printed(root, capsys):
+    run = wandb.init(dir=root)
+    wandb.alert(title="loss exploded", text="loss is nan at step 3", level="WARN")
+    run.finish()
+    assert "loss exploded" in capsys.readouterr().err
+    with sqlite3.connect(os.path.join(root, "mplogger.db")) as conn:
+        assert conn.execute("SELECT level, title, text FROM alerts WHERE run_id = ?", (run.id,)).fetchall() == [
+            ("WARN", "loss exploded", "loss is nan at step 3")]
+
+
+def test_watch_is_a_one_time_notice(root, capsys):
+    run = wandb.init(dir=root)
+    wandb.watch(object(), log="all")
+    run.watch(object())
+    run.finish()
+    assert capsys.readouterr().err.count("watch() does nothing") == 1
+
+
+def test_termlog_repeat(capsys):
+    wandb.termlog("hello once", repeat=False)
+    wandb.termlog("hello once", repeat=False)
+    wandb.termwarn("careful")
+    wandb.termerror("broken")
+    err = capsys.readouterr().err
+    assert err.count("hello once") == 1 and "WARNING careful" in err and "ERROR broken" in err
