@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from mplogger import _init_args, _launch, _session
 from mplogger._disabled import DisabledRun
+from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
 from mplogger._errors import Error, ManagerError, RunError, UsageError  # Error: as wandb.Error
@@ -33,7 +34,11 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "DisabledRun",
+    "Histogram",
+    "Image",
+    "Table",
     "alert",
+    "define_metric",
     "save",
     "termerror",
     "termlog",
@@ -235,6 +240,15 @@ def save(glob_str: str, base_path: Optional[str] = None, policy: str = "live") -
     if isinstance(run, DisabledRun):
         return []
     return _active("save").save(glob_str, base_path, policy)
+
+
+def define_metric(name: str, step_metric: Optional[str] = None, step_sync: Optional[bool] = None,
+                  hidden: Optional[bool] = None, summary: Optional[str] = None, goal: Optional[str] = None,
+                  overwrite: Optional[bool] = None) -> Any:
+    """``run.define_metric()`` of the active run (see there)."""
+    if isinstance(run, DisabledRun):
+        return None
+    return _active("define_metric").define_metric(name, step_metric, step_sync, hidden, summary, goal, overwrite)
 
 
 def watch(*args: Any, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 from mplogger import _store
 from mplogger._settings import resolve_root
+from mplogger._media import load_media
 from mplogger._values import from_json
 
 __all__ = ["Api", "StoredRun"]
@@ -124,6 +125,8 @@ class StoredRun:
             ).fetchall()
             for seq, step, timestamp, runtime, data in page:
                 values = from_json(data)
+                if '"_type"' in data:  # media references: objects (histogram, table) or file paths
+                    values = self._load_media(values)
                 if keys is not None:
                     try:
                         values = {key: _pick(values, key) for key in keys}
@@ -136,6 +139,11 @@ class StoredRun:
             if len(page) < page_size:
                 return
             after = page[-1][0]
+
+    def _load_media(self, values: Dict[str, Any]) -> Dict[str, Any]:
+        return {key: load_media(value, self.dir) if isinstance(value, dict) and "_type" in value
+                else self._load_media(value) if isinstance(value, dict) else value
+                for key, value in values.items()}
 
     def history(self, keys: Optional[Sequence[str]] = None, pandas: bool = False) -> Any:
         """All rows as a list of dicts, or a pandas DataFrame with ``pandas=True``."""

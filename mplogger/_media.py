@@ -31,7 +31,7 @@ import re
 import struct
 import tempfile
 import zlib
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "Media",
@@ -133,6 +133,8 @@ def _resolve_ref_path(ref: dict, run_dir: PathLike) -> str:
     if not isinstance(relative, str) or not relative:
         raise ValueError(f"media reference of type {ref.get('_type')!r} has no 'path': {ref!r:.120}")
     root = os.path.abspath(os.fspath(run_dir))
+    if relative.startswith("/") or os.path.isabs(relative):
+        raise ValueError(f"media path {relative!r} is outside the run directory {root!r}")
     target = os.path.abspath(os.path.join(root, *relative.split("/")))
     _check_inside(root, target)
     return target
@@ -199,16 +201,26 @@ def _flatten_numbers(sequence: Any) -> List[float]:
 
 
 def _outer_edges(lo: float, hi: float, num_bins: int) -> Tuple[float, float, List[float]]:
-    """(first edge, last edge, edges) as numpy.histogram computes them for equal-width bins."""
+    """(first edge, last edge, edges) as numpy.histogram computes them for equal-width bins.
+
+    Where numpy would fail (a range too narrow for ``num_bins`` distinct edges), the range is
+    widened around its middle until the edges are distinct.
+    """
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"Histogram: sequence spans [{lo}, {hi}], too wide a range for float bins")
     edges = _linspace(lo, hi, num_bins)
-    if any(a >= b for a, b in zip(edges, edges[1:])):
-        # a range too narrow for num_bins distinct edges: widen it as for a single value
-        mid = lo + (hi - lo) / 2
-        lo, hi = mid - 0.5, mid + 0.5
+    if all(a < b for a, b in zip(edges, edges[1:])):
+        return lo, hi, edges
+    mid = lo + (hi - lo) / 2
+    half = max(0.5, math.ulp(abs(mid)) * num_bins)
+    while True:
+        lo, hi = mid - half, mid + half
         edges = _linspace(lo, hi, num_bins)
-    return lo, hi, edges
+        if all(a < b for a, b in zip(edges, edges[1:])):
+            return lo, hi, edges
+        half *= 2
 
 
 def _linspace(lo: float, hi: float, num_bins: int) -> List[float]:

@@ -101,6 +101,7 @@ class UpdateRun:
     summary: Optional[dict] = None
     summary_deleted: tuple = ()
     alert: Optional[dict] = None
+    metrics: tuple = ()
 
 
 @attrs.frozen

@@ -15,6 +15,8 @@ from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
 from mplogger._errors import ManagerError, RunError, UsageError
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
+from mplogger._media import is_media
+from mplogger._metrics import MetricRules
 from mplogger._terminal import notice_once, termlog
 from mplogger._values import SCALAR_TYPES, check_row, jsonable
 
@@ -182,6 +184,7 @@ class Run:
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
         self._saved: Dict[str, str] = {}
+        self._metric_rules = MetricRules()
         self._child: Optional[ChildRun] = None
         self._sender = client.sender(self.id)
         self._rows = self._sender.rows
@@ -220,6 +223,15 @@ class Run:
     def _check(self, data: Any) -> Dict[str, Any]:
         values = check_row(data, self._warn_reserved)
         self._known_keys.update(values)
+        return self._store_media(values, "")
+
+    def _store_media(self, values: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+        """Media values are written under the run folder; the row keeps a JSON reference."""
+        for key, value in values.items():
+            if is_media(value):
+                values[key] = value.to_json(self.dir, prefix + key, self._step)
+            elif type(value) is dict:
+                self._store_media(value, f"{prefix}{key}.")
         return values
 
     def _warn_reserved(self, key: str) -> None:
@@ -414,6 +426,22 @@ class Run:
                     _copy(source, target)
             except OSError as exc:
                 warnings.warn(f"run {self.id}: could not copy {source}: {exc}")
+
+    def define_metric(self, name: str, step_metric: Optional[str] = None, step_sync: Optional[bool] = None,
+                      hidden: Optional[bool] = None, summary: Optional[str] = None,
+                      goal: Optional[str] = None, overwrite: Optional[bool] = None) -> Dict[str, Any]:
+        """Say how a metric is summarised and which metric is its x axis (wandb's define_metric).
+
+        ``summary``: a comma list of min, max, mean, last, best, first, copy, none; the results are
+        stored as ``summary[name]["min"]`` and so on (``best`` follows ``goal``, "minimize" by
+        default; NaN is skipped). ``step_metric`` with ``step_sync`` fills that metric's last value
+        into rows that lack it. ``name`` may end with ``*`` to match a prefix. Returns the rule.
+        """
+        rule = self._metric_rules.define(name, step_metric, step_sync, hidden, summary, goal, overwrite)
+        self._commit_pending()
+        self._send(UpdateRun(self.id, metrics=tuple(
+            r for r in self._metric_rules.to_list() if r["name"] in (name, step_metric))))
+        return rule
 
     def watch(self, *args: Any, **kwargs: Any) -> None:
         """Accepted for wandb scripts; gradient/parameter watching is not done here."""

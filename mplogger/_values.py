@@ -20,6 +20,8 @@ import os
 import types
 from typing import Any, Callable, Dict, Mapping
 
+from mplogger._media import Histogram, is_media
+
 __all__ = [
     "SCALAR_TYPES",
     "RESERVED_KEYS",
@@ -94,10 +96,37 @@ def _check_value(path: str, value: Any) -> Any:
     scalar = _array_scalar(value)
     if scalar is not _NOT_SCALAR:
         return scalar
+    if is_media(value):
+        return value
+    if _is_array(value):  # more than one element, as wandb: a histogram of the values
+        return Histogram(_host_values(value))
     raise TypeError(
         f"log() key {path!r}: cannot store a value of type {kind.__module__}.{kind.__qualname__} "
-        f"({value!r:.60}); log numbers, strings, None or dicts of them"
+        f"({value!r:.60}); log numbers, strings, None, media (Histogram, Table, Image), arrays "
+        "or dicts of them"
     )
+
+
+_ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib", "tensorflow")
+
+
+def _is_array(value: Any) -> bool:
+    """An array or tensor of numpy, torch, jax or tensorflow, recognised without importing them."""
+    return type(value).__module__.split(".", 1)[0] in _ARRAY_MODULES and hasattr(value, "shape")
+
+
+def _host_values(value: Any) -> Any:
+    """The values of an array or tensor as something iterable on the host (GPU tensors copied)."""
+    for step in ("detach", "cpu"):
+        method = getattr(value, step, None)
+        if callable(method):
+            value = method()
+    if hasattr(value, "numpy") and type(value).__module__.split(".", 1)[0] != "numpy":
+        try:
+            return value.numpy()
+        except Exception:
+            pass
+    return value
 
 
 _NOT_SCALAR = object()
@@ -113,11 +142,14 @@ def _array_scalar(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         return str(value)
-    module = type(value).__module__
-    if module == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        item = value.item()
-        if type(item) in SCALAR_TYPES:
-            return item
+    if _is_array(value) and hasattr(value, "item"):
+        size = getattr(value, "size", None)
+        size = size() if callable(size) else size  # torch: size() is the shape; numel() the count
+        count = value.numel() if hasattr(value, "numel") else size
+        if getattr(value, "ndim", None) == 0 or count == 1:
+            item = value.item()  # a training loop's loss tensor; .item() copies it from a GPU
+            if type(item) in SCALAR_TYPES:
+                return item
     return _NOT_SCALAR
 
 

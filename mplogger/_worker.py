@@ -39,6 +39,7 @@ from mplogger._messages import (
     WorkerHello,
     WorkerStop,
 )
+from mplogger._metrics import MetricRules
 from mplogger._values import from_json, to_json
 
 __all__ = ["init_process", "serve"]
@@ -71,7 +72,8 @@ def _watch_manager() -> None:
 
 
 class _OpenRun:
-    __slots__ = ("run_id", "root", "conn", "seq", "start", "summary", "last_step", "dirty")
+    __slots__ = ("run_id", "root", "conn", "seq", "start", "summary", "last_step", "dirty", "metadata",
+                 "rules")
 
     def __init__(self, run_id: str, root: str, conn: sqlite3.Connection, record: dict) -> None:
         self.run_id = run_id
@@ -82,6 +84,17 @@ class _OpenRun:
         self.summary = from_json(record["summary"])
         self.last_step = record["last_step"]
         self.dirty = False
+        self.metadata = from_json(record.get("metadata") or "{}")
+        self.rules: Optional[MetricRules] = None
+        if self.metadata.get("metrics"):  # a resumed run keeps its define_metric rules and state
+            self.rules = MetricRules.from_list(self.metadata["metrics"])
+            self.rules.load_state(self.metadata.get("metric_state") or {})
+
+    def metadata_json(self) -> str:
+        if self.rules is not None:
+            self.metadata["metrics"] = self.rules.to_list()
+            self.metadata["metric_state"] = self.rules.state_dict()
+        return to_json(self.metadata)
 
 
 class Worker:
@@ -191,22 +204,33 @@ class Worker:
         seq = run.seq
         start = run.start
         run_id = run.run_id
-        update = run.summary.update
         params = []
         append = params.append
-        step = run.last_step
-        if message.origin:  # a child's rows: stored at the run's current step, which they leave alone
-            step = step if step is not None else 0
-            for _, timestamp, values in rows:
-                seq += 1
-                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
-                update(values)
-        else:
+        if message.origin == 0 and run.rules is None:  # the common case, kept tight
+            update = run.summary.update
+            step = run.last_step
             for step, timestamp, values in rows:
                 seq += 1
                 append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
                 update(values)
             run.last_step = step
+        else:
+            # A child's rows are stored at the run's current step and leave it alone;
+            # define_metric rules fill step metrics into each row and keep aggregates.
+            rules = run.rules
+            current = run.last_step if run.last_step is not None else 0
+            for step, timestamp, values in rows:
+                seq += 1
+                if message.origin:
+                    step = current
+                if rules is not None:
+                    values = rules.fill_step(values)
+                    rules.observe(values, run.summary)
+                else:
+                    run.summary.update(values)
+                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
+            if not message.origin and rows:
+                run.last_step = step
         _store.insert_rows(run.conn, params)
         run.seq = seq
         run.dirty = True
@@ -224,6 +248,12 @@ class Worker:
             run.dirty = True
         if fields:
             _store.update_run(run.conn, run.run_id, **fields)
+        if message.metrics:
+            if run.rules is None:
+                run.rules = MetricRules()
+            for rule in message.metrics:
+                run.rules.define(**rule)
+            run.dirty = True
         if message.alert is not None:
             alert = message.alert
             run.conn.execute(
@@ -245,7 +275,7 @@ class Worker:
         _store.update_run(
             run.conn, run.run_id, state=message.state, exit_code=message.exit_code,
             finished=time.time(), updated=time.time(), summary=to_json(run.summary),
-            rows=run.seq, last_step=run.last_step,
+            rows=run.seq, last_step=run.last_step, metadata=run.metadata_json(),
         )
         run.dirty = False
         self.replies.append(RunFinished(message.request, run.run_id, message.state, run.seq, dict(run.summary)))
@@ -255,8 +285,11 @@ class Worker:
         for run in self.runs.values():
             if run.dirty:
                 self.begin(run.conn)
-                _store.update_run(run.conn, run.run_id, summary=to_json(run.summary),
-                                  rows=run.seq, last_step=run.last_step, updated=now)
+                fields = {"summary": to_json(run.summary), "rows": run.seq, "last_step": run.last_step,
+                          "updated": now}
+                if run.rules is not None:
+                    fields["metadata"] = run.metadata_json()
+                _store.update_run(run.conn, run.run_id, **fields)
                 run.dirty = False
         for conn in list(self.in_transaction):
             self.in_transaction.discard(conn)

@@ -208,3 +208,116 @@ def test_termlog_repeat(capsys):
     wandb.termerror("broken")
     err = capsys.readouterr().err
     assert err.count("hello once") == 1 and "WARNING careful" in err and "ERROR broken" in err
+
+
+# --- define_metric ----------------------------------------------------------------------------
+def test_define_metric_summaries_goal_glob_and_step_sync(root):
+    run = wandb.init(dir=root)
+    wandb.define_metric("epoch")
+    wandb.define_metric("val/*", step_metric="epoch", summary="min,max,mean,best,last", goal="maximize")
+    run.define_metric("loss", summary="min")
+    run.define_metric("quiet", summary="none")
+    for epoch in range(4):
+        run.log({"epoch": epoch, "loss": 4 - epoch, "quiet": epoch})
+        run.log({"val/acc": [0.1, float("nan"), 0.3, 0.2][epoch]})
+    run.finish()
+    s = stored(root, run)
+    assert s.summary["loss"] == {"min": 1}
+    assert s.summary["val/acc"] == {"min": 0.1, "max": 0.3, "mean": pytest.approx(0.2), "best": 0.3, "last": 0.2}
+    assert "quiet" not in s.summary and s.summary["epoch"] == 3
+    synced = [(r["epoch"], r["val/acc"]) for r in s.history(keys=["val/acc", "epoch"])]
+    assert [e for e, _ in synced] == [0, 1, 2, 3]
+
+
+def test_define_metric_bad_arguments_fail_at_the_call_site(root):
+    run = wandb.init(dir=root)
+    with pytest.raises(ValueError, match="median"):
+        run.define_metric("loss", summary="min,median")
+    with pytest.raises(ValueError, match="goal"):
+        run.define_metric("loss", goal="sideways")
+    run.finish()
+
+
+def test_define_metric_survives_resume(root):
+    run = wandb.init(dir=root, id="metric01")
+    run.define_metric("loss", summary="min")
+    run.log({"loss": 3})
+    run.finish()
+    again = wandb.init(dir=root, id="metric01", resume="allow")
+    again.log({"loss": 5})
+    again.log({"loss": 1})
+    again.finish()
+    assert stored(root, again).summary["loss"] == {"min": 1}
+
+
+# --- media and arrays -------------------------------------------------------------------------
+def test_media_are_files_in_the_run_folder_and_read_back(root):
+    np = pytest.importorskip("numpy")
+    run = wandb.init(dir=root)
+    table = wandb.Table(columns=["epoch", "note"])
+    table.add_data(1, "ok")
+    run.log({"hist": wandb.Histogram([1, 2, 2, 3], num_bins=3), "table": table,
+             "image": wandb.Image(np.zeros((4, 6, 3), dtype=np.uint8), caption="black"),
+             "weights": np.arange(100.0), "scalar_array": np.array([2.5])})
+    run.finish()
+    (row,) = stored(root, run).history()
+    assert isinstance(row["hist"], wandb.Histogram) and sum(row["hist"].values) == 4
+    assert isinstance(row["weights"], wandb.Histogram) and sum(row["weights"].values) == 100
+    assert isinstance(row["table"], wandb.Table) and row["table"].data == [[1, "ok"]]
+    assert row["image"].startswith(os.path.join(run.dir, "media")) and open(row["image"], "rb").read(4) == b"\x89PNG"
+    assert row["scalar_array"] == 2.5
+    with sqlite3.connect(os.path.join(root, "mplogger.db")) as conn:
+        kind = conn.execute("SELECT json_extract(data, '$.image._type') FROM history").fetchone()[0]
+    assert kind == "image-file"
+
+
+def test_torch_tensors_are_taken_as_wandb_takes_them(root):
+    torch = pytest.importorskip("torch")
+    run = wandb.init(dir=root)
+    run.log({"loss": torch.tensor(0.25), "grads": torch.ones(10)})
+    run.finish()
+    (row,) = stored(root, run).history()
+    assert row["loss"] == 0.25 and isinstance(row["grads"], wandb.Histogram)
+
+
+REALISTIC = """
+    import argparse
+    import math
+    import mplogger as wandb
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--epochs", type=int, default=3)
+    args = parser.parse_args()
+
+    wandb.init(project="mnist", config=args, tags=["baseline"])
+    wandb.define_metric("epoch")
+    wandb.define_metric("val/*", step_metric="epoch", summary="max")
+    wandb.define_metric("train/loss", summary="min")
+    step = 0
+    for epoch in range(wandb.config.epochs):
+        for batch in range(50):
+            loss = math.exp(-(step / 40)) * (1 + 0.1 * math.sin(batch))
+            wandb.log({"train/loss": loss, "train/lr": wandb.config.lr})
+            step += 1
+        wandb.log({"epoch": epoch, "val/acc": 0.5 + 0.1 * epoch})
+    wandb.summary["final_note"] = "done"
+    wandb.config.update({"batches": 50})
+    print("RUN", wandb.run.id)
+"""
+
+
+def test_a_realistic_wandb_script_runs_unchanged(script, tmp_path):
+    from conftest import run_script, script_env
+
+    root = str(tmp_path / "store")
+    result = run_script(script(REALISTIC, "train.py"), "--lr", "0.05",
+                        env=script_env(WANDB_DIR=root, WANDB_MODE="offline"))
+    assert result.returncode == 0, result.stderr
+    run = mplogger.Api(root).run(result.stdout.split("RUN ")[1].split()[0])
+    assert run.state == "finished" and run.project == "mnist" and run.tags == ["baseline"]
+    assert run.config == {"lr": 0.05, "epochs": 3, "batches": 50}
+    assert run.rows == 153 and run.summary["val/acc"] == {"max": pytest.approx(0.7)}
+    assert run.summary["train/loss"]["min"] < 0.05 and run.summary["final_note"] == "done"
+    epochs = [r["epoch"] for r in run.history(keys=["val/acc", "epoch"])]
+    assert epochs == [0, 1, 2]
