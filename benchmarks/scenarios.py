@@ -44,6 +44,8 @@ import textwrap
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from benchmarks.bench_core import code_version
+
 SCENARIOS = ("memory", "cpu_loop", "wide_rows", "sweep", "exit_after_finish")
 
 #: parameters of each scenario: full run, and --quick
@@ -950,17 +952,6 @@ def format_scenarios(results: Dict[str, Dict[str, Any]]) -> str:
         if name == "cpu_loop" and samples:
             out.append("  per-repeat slowdown %: " + ", ".join(f"{v:+.1f}" for v in samples["paired_slowdown_pct"]))
     return "\n".join(out)
-
-
-def code_version() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "mplogger"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (head or "unknown") + (" + uncommitted changes in mplogger/" if dirty else "")
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -47,7 +47,6 @@ from mplogger._messages import (
     ManagerStop,
     PollReply,
     Ready,
-    RunFinished,
     StopAck,
     UpdateRun,
     WorkerHello,

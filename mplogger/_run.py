@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping,
 from mplogger import _store
 from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
-from mplogger._errors import ManagerError, RunError, UsageError
+from mplogger._errors import ManagerError, RunError
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
 from mplogger._media import is_media
 from mplogger._metrics import MetricRules

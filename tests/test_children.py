@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import os
 import sys
-import warnings
 
 import pytest
 

@@ -17,9 +17,8 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Dict, List
 
 import pytest
 

@@ -11,6 +11,8 @@ from hypothesis import given, settings, strategies as st
 from mplogger._metrics import SUMMARY_OPS, MetricRules
 from mplogger._values import from_json, to_json
 
+from conftest import same
+
 NAN = float("nan")
 
 
@@ -19,15 +21,6 @@ def run_rows(rules: MetricRules, rows, summary=None) -> dict:
     for row in rows:
         rules.observe(row, summary)
     return summary
-
-
-def same(a, b) -> bool:
-    """Equal, with NaN equal to NaN and int/float told apart."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
-        return math.isnan(b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b and type(a) is type(b)
 
 
 LOSSES = [3, 1.5, NAN, "skip", 2.0, None, 4]  # numbers: 3, 1.5, 2.0, 4

@@ -10,17 +10,11 @@ from hypothesis import given, strategies as st
 
 from mplogger._values import check_row, from_json, jsonable, to_json
 
+from conftest import same
+
 keys = st.text(min_size=1, max_size=8).filter(lambda k: not k.startswith("_"))
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20))
 values = st.recursive(scalars, lambda inner: st.dictionaries(keys, inner, max_size=4), max_leaves=12)
-
-
-def same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
-        return math.isnan(b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return a == b and type(a) is type(b)
 
 
 @given(st.dictionaries(keys, values, max_size=6))
