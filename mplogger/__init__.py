@@ -180,12 +180,15 @@ def init(
         active.finish()
     resume_mode = {None: None, False: None, True: "allow", "auto": "allow"}.get(resume, resume)  # type: ignore[arg-type]
     id = _init_args.from_env("RUN_ID", id)
+    auto = resume in (True, "auto")
     if id is not None:
         if not isinstance(id, str) or not id or any(c in id for c in '/\\:*?"<>| ') or id in (".", ".."):
             raise ValueError(f"init(id={id!r}): a run id must be a non-empty string usable as a folder name")
     session = _session.current()
     client = _session.setup(settings)
     root = resolve_root(_init_args.from_env("DIR", dir))
+    if auto and id is None:  # wandb: resume this script's last run here if it did not finish
+        id = _init_args.auto_resume_id(root)
     record = {
         "id": id or _new_run_id(),
         "project": _init_args.from_env("PROJECT", project) or "uncategorized",
@@ -208,7 +211,8 @@ def init(
     stored = dict(reply.record)
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")
     allow = in_notebook if allow_val_change is None else bool(allow_val_change)
-    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow)
+    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow,
+                  _init_args.auto_resume_file(root) if auto else None)
     session.runs[new_run.id] = new_run
     if reinit != "create_new":
         _set_globals(new_run)

@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-__all__ = ["from_env", "load_config", "resolve_mode", "MODES"]
+__all__ = ["from_env", "load_config", "resolve_mode", "MODES", "auto_resume_file", "auto_resume_id"]
 
 MODES = ("online", "offline", "disabled")
 _MODE_ALIASES = {"dryrun": "offline", "run": "online", "shared": "online"}
@@ -90,6 +90,26 @@ def load_config(config: Any, include: Optional[Iterable[str]] = None,
         drop = set(exclude)
         values = {k: v for k, v in values.items() if k not in drop}
     return values
+
+
+def auto_resume_file(root: str) -> str:
+    """Where ``resume="auto"`` remembers the last run of this script in this folder (wandb's
+    ``wandb-resume.json``): a small JSON file in the root, removed when that run finishes cleanly."""
+    import hashlib
+    import sys
+
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "<interactive>"
+    key = hashlib.sha1(f"{os.getcwd()}|{script}".encode()).hexdigest()[:16]
+    return os.path.join(root, "resume", f"{key}.json")
+
+
+def auto_resume_id(root: str) -> Optional[str]:
+    """The run to resume for ``resume="auto"`` without an id: the last one that did not finish."""
+    try:
+        with open(auto_resume_file(root)) as source:
+            return json.load(source).get("run_id")
+    except (OSError, ValueError):
+        return None
 
 
 def tags_from(tags: Any) -> list:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import operator
 import os
 import shutil
@@ -156,7 +157,8 @@ class Run:
     """A run: log rows to it, then finish it. Use it as a context manager to finish on exit."""
 
     def __init__(self, client: Client, record: Dict[str, Any], root: str, config: Mapping[str, Any],
-                 on_finish: Callable[["Run"], None], allow_val_change: bool = False) -> None:
+                 on_finish: Callable[["Run"], None], allow_val_change: bool = False,
+                 resume_file: Optional[str] = None) -> None:
         self._client = client
         self._record = record
         self.id: str = record["id"]
@@ -184,6 +186,11 @@ class Run:
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
         self._saved: Dict[str, str] = {}
+        self._resume_file = resume_file
+        if resume_file is not None:
+            os.makedirs(os.path.dirname(resume_file), exist_ok=True)
+            with open(resume_file, "w") as out:
+                json.dump({"run_id": self.id}, out)
         self._metric_rules = MetricRules()
         self._child: Optional[ChildRun] = None
         self._sender = client.sender(self.id)
@@ -356,6 +363,7 @@ class Run:
             assert isinstance(reply, RunFinished)
             self.state = reply.state
             self._final_summary = reply.summary
+            self._forget_resume()
         finally:
             self._closed = True
             self._fast = False
@@ -363,11 +371,20 @@ class Run:
             self._on_finish(self)
         self._raise_errors()
 
+    def _forget_resume(self) -> None:
+        """A cleanly finished run is not resumed by ``resume="auto"``."""
+        if self._resume_file is not None and self.state == "finished":
+            try:
+                os.unlink(self._resume_file)
+            except OSError:
+                pass
+
     def _close_at_exit(self, state: str) -> None:
         """The manager finished this run at exit; stop accepting rows."""
         self._closed = True
         self._fast = False
         self.state = state
+        self._forget_resume()
         self._on_finish(self)
 
     def attachment(self) -> Attachment:

@@ -252,10 +252,12 @@ def test_init_in_a_later_cell_finishes_the_previous_run(notebook, root):
     nb, _ = notebook
     first = start_run(nb, root)
     nb.cell(log_cell(0, 10))
+    nb.cell("run.config.lr = 0.2\n")  # notebooks re-run cells: changing a config value is allowed
     out = nb.cell(f"second = mplogger.init(dir={root!r})\nprint('SECOND=' + second.id)\n"
                   "print('SAME=' + str(second is run))\n")
     assert nb.value(out, "SAME") == "False"
     assert stored_run(root, first["run_id"]).state == "finished"
+    assert stored_run(root, first["run_id"]).config == {"lr": 0.2}
     nb.cell("second.log({'y': 1})\nsecond.finish()\n")
     assert stored_run(root, nb.value(out, "SECOND")).summary == {"y": 1}
 

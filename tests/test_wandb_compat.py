@@ -321,3 +321,33 @@ def test_a_realistic_wandb_script_runs_unchanged(script, tmp_path):
     assert run.summary["train/loss"]["min"] < 0.05 and run.summary["final_note"] == "done"
     epochs = [r["epoch"] for r in run.history(keys=["val/acc", "epoch"])]
     assert epochs == [0, 1, 2]
+
+
+AUTO_RESUME = """
+    import sys, mplogger
+    run = mplogger.init(dir=sys.argv[1], resume="auto")
+    run.log({"attempt": int(sys.argv[2])})
+    print("RUN", run.id, run.step, flush=True)
+    if sys.argv[2] == "1":
+        sys.exit(3)
+"""
+
+
+def test_resume_auto_continues_the_scripts_last_unfinished_run(script, root):
+    from conftest import run_script
+
+    path = script(AUTO_RESUME, "train.py")
+    first = run_script(path, root, "1")
+    second = run_script(path, root, "2")
+    third = run_script(path, root, "3")
+    ids = [r.stdout.split("RUN ")[1].split()[0] for r in (first, second, third)]
+    assert first.returncode == 3 and second.returncode == 0 and third.returncode == 0
+    assert ids[0] == ids[1] != ids[2]  # the failed run is resumed; after a clean finish, a new run
+    resumed = mplogger.Api(root).run(ids[0])
+    assert [r["attempt"] for r in resumed.history()] == [1, 2] and resumed.state == "finished"
+
+
+def test_resume_never_on_an_existing_run_is_refused(root):
+    wandb.init(dir=root, id="exists01").finish()
+    with pytest.raises(ValueError, match="already exists"):
+        wandb.init(dir=root, id="exists01", resume="never")
