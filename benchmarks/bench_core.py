@@ -38,7 +38,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-KEYS = 10  # float keys per logged dict
+KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
 BATCH = 256  # rows per batch: the floor uses mplogger's default batch_size
 POOL = 1024  # distinct dicts cycled through, so no dict is built inside a timed loop
 MASK = POOL - 1
@@ -129,7 +129,8 @@ def child_mplogger(n: int, start_method: Optional[str], log_rows: bool = True) -
         if n <= 20_000:  # --quick: also read every row back and check the steps
             history = stored.history()
             steps = [row["_step"] for row in history]
-            if steps != list(range(n)) or history[-1]["k9"] != pool[(n - 1) & MASK]["k9"]:
+            last_key = f"k{KEYS - 1}"
+            if steps != list(range(n)) or history[-1][last_key] != pool[(n - 1) & MASK][last_key]:
                 raise SystemExit(f"mplogger history of run {run.id} does not match what was logged")
             out["history_checked"] = True
         return out

@@ -11,70 +11,87 @@ Sections (each prints its own table; ``--only`` picks some):
 - ``peers``: wandb (offline), MLflow, tensorboardX and trackio when installed, on the same
   workload, each result read back with the tool's own reader (:mod:`benchmarks.peers`).
 
-Every section verifies that every record arrived. ``--json`` writes all figures; a PNG chart is
-drawn when matplotlib is installed (``--png``).
+Every section verifies that every record arrived. ``--n``, ``--keys``, ``--repeats`` and
+``--batch-sizes`` size the runs; ``--json`` writes all figures; a PNG chart is drawn when
+matplotlib is installed (``--png``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 SECTIONS = ("core", "transports", "scenarios", "peers")
+KEYS_VARIABLE = "MPLOGGER_BENCH_KEYS"
 
 
-def _core(quick: bool) -> Dict[str, Any]:
+@dataclasses.dataclass
+class Options:
+    """Sizes for every section; None means the section's default (or its quick size)."""
+
+    quick: bool = False
+    n: Optional[int] = None
+    repeats: Optional[int] = None
+    batch_sizes: Optional[Tuple[int, ...]] = None
+
+
+def _core(o: Options) -> Dict[str, Any]:
     from benchmarks import bench_core
 
-    n, repeats = (5000, 1) if quick else (200_000, 3)
-    result = bench_core.collect(n=n, repeats=repeats, progress=not quick)
+    n = o.n or (5000 if o.quick else 200_000)
+    repeats = o.repeats or (1 if o.quick else 3)
+    result = bench_core.collect(n=n, repeats=repeats, progress=not o.quick)
     return {"figures": result["figures"], "table": bench_core.render(result, n, repeats)}
 
 
-def _transports(quick: bool) -> Dict[str, Any]:
+def _transports(o: Options) -> Dict[str, Any]:
     from benchmarks import transports
 
-    if quick:
-        results = transports.run_transports(n=2000, producers=(1, 2), batch_sizes=(256,), repeats=1)
-    else:
-        results = transports.run_transports(n=100_000, repeats=3)
+    kwargs: Dict[str, Any] = {"n": o.n or (2000 if o.quick else 100_000), "repeats": o.repeats or (1 if o.quick else 3)}
+    if o.quick:
+        kwargs["producers"] = (1, 2)
+    if o.batch_sizes or o.quick:
+        kwargs["batch_sizes"] = o.batch_sizes or (256,)
+    results = transports.run_transports(**kwargs)
     return {"figures": results, "table": transports.format_table(results)}
 
 
-def _scenarios(quick: bool) -> Dict[str, Any]:
+def _scenarios(o: Options) -> Dict[str, Any]:
     from benchmarks import scenarios
 
-    results = scenarios.run_scenarios(quick=quick)
+    results = scenarios.run_scenarios(quick=o.quick)
     return {"figures": results, "table": scenarios.format_scenarios(results)}
 
 
-def _peers(quick: bool) -> Dict[str, Any]:
+def _peers(o: Options) -> Dict[str, Any]:
     from benchmarks import peers
 
-    results = peers.run_peers(n=500 if quick else 20_000)
+    results = peers.run_peers(n=o.n or (500 if o.quick else 20_000), repeats=o.repeats or 1)
     return {"figures": results, "table": peers.format_peers(results)}
 
 
-RUNNERS: Dict[str, Callable[[bool], Dict[str, Any]]] = {
+RUNNERS: Dict[str, Callable[[Options], Dict[str, Any]]] = {
     "core": _core, "transports": _transports, "scenarios": _scenarios, "peers": _peers,
 }
 
 
-def run(sections: List[str], quick: bool, echo: Callable[[str], None] = print) -> Dict[str, Any]:
+def run(sections: List[str], options: Options, echo: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run the named sections; return their figures and tables (printed as they finish)."""
     out: Dict[str, Any] = {
-        "python": platform.python_version(), "machine": platform.machine(),
-        "cpus": os.cpu_count(), "quick": quick, "sections": {},
+        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "options": dataclasses.asdict(options), "keys": int(os.environ.get(KEYS_VARIABLE, "10")),
+        "sections": {},
     }
     for name in sections:
         started = time.perf_counter()
         echo(f"\n=== {name} ===")
-        section = RUNNERS[name](quick)
+        section = RUNNERS[name](options)
         section["seconds"] = time.perf_counter() - started
         echo(section["table"])
         out["sections"][name] = section
@@ -124,6 +141,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: seconds, not minutes")
     parser.add_argument("--only", metavar="SECTIONS", help=f"comma list of {', '.join(SECTIONS)}")
+    parser.add_argument("--n", type=int, help="rows per measurement (core, transports, peers)")
+    parser.add_argument("--keys", type=int, help="float keys per row (default 10; every section)")
+    parser.add_argument("--repeats", type=int, help="fresh-process repeats per measurement")
+    parser.add_argument("--batch-sizes", help="comma list of batch sizes for the transports")
     parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
     parser.add_argument("--png", metavar="PATH", help="draw the summary chart to PATH (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -131,7 +152,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    result = run(sections, args.quick)
+    if args.keys is not None:
+        if args.keys < 1:
+            parser.error("--keys must be at least 1")
+        os.environ[KEYS_VARIABLE] = str(args.keys)  # read by every section and its children
+    batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else None
+    result = run(sections, Options(args.quick, args.n, args.repeats, batch_sizes))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1, default=str)

@@ -1,6 +1,6 @@
 """Peer benchmark: the same workload in other experiment loggers, each read back by its own reader.
 
-Workload: N rows (default 20,000; ``--quick`` 500) of a dict of 10 floats ``{"k0".."k9"}``,
+Workload: N rows (default 20,000; ``--quick`` 500) of a dict of 10 floats ``{"k0".."k9"}`` (``--keys`` in ``python -m benchmarks`` changes the count),
 logged one row per step. For every peer, in a fresh subprocess of its own:
 
 log µs per call
@@ -59,7 +59,8 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-KEYS = 10  # float keys per logged dict
+KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
+LAST_KEY = f"k{KEYS - 1}"
 POOL = 1024  # distinct dicts cycled through, so no dict is built inside the timed loop
 MASK = POOL - 1
 DEFAULT_N = 20_000
@@ -142,13 +143,13 @@ def child_mplogger(n: int, work: str) -> Dict[str, Any]:
     t2 = perf()
     stored = mplogger.Api(root).run(run.id)
     rows = stored.rows
-    history = list(stored.scan_history(keys=["k0", "k9"]))
+    history = list(stored.scan_history(keys=["k0", LAST_KEY]))
     if len(history) != rows:
         raise ReadBackError(f"run {run.id}: .rows says {rows}, scan_history gave {len(history)} rows")
     _check_last(history[-1] if history else None, n)
     mplogger.teardown()
     return _figures(loop, t2, n, rows, init_s,
-                    read_method="mplogger.Api(root).run(id).rows + scan_history(keys=['k0','k9'])",
+                    read_method="mplogger.Api(root).run(id).rows + scan_history(keys=['k0','" + LAST_KEY + "'])",
                     version=mplogger.__version__)
 
 
@@ -315,7 +316,7 @@ def child_mlflow(n: int, work: str, variant: str) -> Dict[str, Any]:
     t2 = perf()
     client = MlflowClient(tracking_uri=uri)
     counts, last = {}, {}
-    for key in ("k0", "k9"):
+    for key in ("k0", LAST_KEY):
         history = client.get_metric_history(run_id, key)
         counts[key] = len(history)
         steps = {m.step for m in history}
@@ -323,12 +324,12 @@ def child_mlflow(n: int, work: str, variant: str) -> Dict[str, Any]:
             raise ReadBackError(f"{key}: {len(history)} values over {len(steps)} distinct steps")
         if history:
             last[key] = max(history, key=lambda m: m.step).value
-    if counts["k0"] != counts["k9"]:
+    if counts["k0"] != counts[LAST_KEY]:
         raise ReadBackError(f"metric histories differ in length: {counts}")
-    _check_last(last, n, keys=("k0", "k9"))
+    _check_last(last, n, keys=("k0", LAST_KEY))
     store = "sqlite" if variant != "file" else "file"
     return _figures(loop, t2, n, counts["k0"], init_s,
-                    read_method=f"MlflowClient.get_metric_history(run_id, 'k0'/'k9') on the {store} store",
+                    read_method=f"MlflowClient.get_metric_history(run_id, 'k0'/'{LAST_KEY}') on the {store} store",
                     version=mlflow.__version__)
 
 
@@ -360,9 +361,9 @@ def child_tensorboardx(n: int, work: str) -> Dict[str, Any]:
     except ImportError:
         counts, last = _read_tb_tfrecord(logdir)
         method = "TFRecord parse of the events file + tensorboardX.proto.event_pb2.Event"
-    if counts.get("k0", 0) != counts.get("k9", 0):
+    if counts.get("k0", 0) != counts.get(LAST_KEY, 0):
         raise ReadBackError(f"scalar counts differ: {counts}")
-    _check_last(last, n, keys=("k0", "k9"))
+    _check_last(last, n, keys=("k0", LAST_KEY))
     return _figures(loop, t2, n, counts.get("k0", 0), init_s, read_method=method,
                     version=tensorboardX.__version__)
 
@@ -374,7 +375,7 @@ def _read_tb_accumulator(logdir: str):
     acc.Reload()
     counts, last = {}, {}
     tags = set(acc.Tags().get("scalars", []))
-    for key in ("k0", "k9"):
+    for key in ("k0", LAST_KEY):
         events = acc.Scalars(key) if key in tags else []
         counts[key] = len(events)
         if events:
@@ -386,7 +387,7 @@ def _read_tb_tfrecord(logdir: str):
     """TFRecord: u64 length, u32 masked crc of the length, data, u32 masked crc of the data."""
     from tensorboardX.proto import event_pb2
 
-    counts: Dict[str, int] = {"k0": 0, "k9": 0}
+    counts: Dict[str, int] = {"k0": 0, LAST_KEY: 0}
     last: Dict[str, Any] = {}
     best: Dict[str, int] = {}
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
@@ -435,7 +436,7 @@ def child_trackio(n: int, work: str) -> Dict[str, Any]:
 # --- shared -----------------------------------------------------------------------------------
 
 
-def _check_last(row: Optional[Dict[str, Any]], n: int, keys=("k0", "k9")) -> None:
+def _check_last(row: Optional[Dict[str, Any]], n: int, keys=("k0", LAST_KEY)) -> None:
     """The last row read back must hold the last values logged."""
     want = last_row(n)
     if row is None:

@@ -64,7 +64,7 @@ QUICK: Dict[str, Dict[str, Any]] = {
     "exit_after_finish": {"n": 20_000, "repeats": 2, "pace_us": 5.0},
 }
 
-KEYS = 10  # float keys per row (memory, cpu_loop, exit_after_finish)
+KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per row (memory, cpu_loop, exit_after_finish)
 POOL = 1024  # distinct dicts cycled through by the flat-out loops
 MASK = POOL - 1
 TIMEOUT_FULL_S = 600  # bound on every subprocess wait

@@ -86,7 +86,7 @@ from multiprocessing import shared_memory
 from multiprocessing.connection import wait as wait_connections
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-KEYS = 10  # float keys per record
+KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per record
 POOL = 1024  # distinct dicts cycled through
 MASK = POOL - 1
 FLOOR_BATCH = 256  # records per batch of the pickle floors
