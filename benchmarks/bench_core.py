@@ -39,6 +39,11 @@ import time
 from typing import Any, Dict, List, Optional
 
 KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
+
+
+def keys_now() -> int:
+    """The key count the child processes of this run use (the variable may be set after import)."""
+    return int(os.environ.get("MPLOGGER_BENCH_KEYS", KEYS))
 BATCH = 256  # rows per batch: the floor uses mplogger's default batch_size
 POOL = 1024  # distinct dicts cycled through, so no dict is built inside a timed loop
 MASK = POOL - 1
@@ -436,7 +441,7 @@ def render(result: Dict[str, Any], n: int, repeats: int) -> str:
 
     spread = "median [min–max]" if repeats > 1 else "single run"
     out = [
-        f"mplogger core benchmark — {KEYS} float keys per row, N={n:,} rows, {repeats} repeat(s), "
+        f"mplogger core benchmark — {keys_now()} float keys per row, N={n:,} rows, {repeats} repeat(s), "
         f"{spread}, each in a fresh process",
         f"python {platform.python_version()} on {platform.system()} {platform.machine()}, "
         f"{os.cpu_count()} CPUs; batch {BATCH} rows; bare loop overhead {f['empty_loop_us']:.3f} µs/iter "
@@ -495,7 +500,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"(benchmark wall time {perf() - started:.1f} s)")
     if args.json:
         document = {
-            "n": n, "repeats": repeats, "keys": KEYS, "batch": BATCH, "code": version,
+            "n": n, "repeats": repeats, "keys": keys_now(), "batch": BATCH, "code": version,
             "python": platform.python_version(), "platform": platform.platform(),
             "cpus": os.cpu_count(), "wall_s": perf() - started,
             **result,
