@@ -981,7 +981,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.stderr.write(f"\nTRANSPORT BENCHMARK FAILED: {exc}\n")
         return 1
     wall = perf() - started
-    print(f"transport benchmark: dicts of {int(os.environ.get("MPLOGGER_BENCH_KEYS", KEYS))} floats, n={n:,} records per producer, "
+    print(f"transport benchmark: dicts of {int(os.environ.get('MPLOGGER_BENCH_KEYS', KEYS))} floats, n={n:,} records per producer, "
           f"{repeats} repeat(s), fork start method")
     print(f"python {platform.python_version()} on {platform.system()} {platform.machine()}, "
           f"{os.cpu_count()} CPUs; pickle protocol {HIGHEST} where the caller pickles")
