@@ -161,6 +161,7 @@ class Mux:
             ready = multiprocessing.connection.wait(waitables, _POLL_S)
             for item in ready:
                 if item is self.inbox and not self.client_gone:  # on_client_gone drained it
+                    self.drain_children()  # what children wrote before the parent's rows comes first
                     for message in self.inbox.read_available():
                         self.route(message)
                 elif item is self.children:
