@@ -23,8 +23,9 @@ from mplogger._disabled import DisabledRun
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
+from mplogger._channel import sigint_deferred
 from mplogger._errors import Error, ManagerError, RunError, UsageError  # Error: as wandb.Error
-from mplogger._messages import InitRun, RunReady
+from mplogger._messages import FinishRun, InitRun, RunReady
 from mplogger._run import Config, Run, Summary
 from mplogger._settings import Settings, resolve_root
 from mplogger._values import from_json, jsonable, to_json
@@ -174,9 +175,10 @@ def init(
         _set_globals(disabled)  # type: ignore[arg-type]
         return disabled
     active = run if isinstance(run, Run) else None
-    if active is not None and not active._closed and reinit in (None, False, "default", "return_previous"):
+    if (active is not None and not active._closed and reinit in (None, False, "default", "return_previous")
+            and active._client.manager_alive()):
         return active
-    if active is not None and reinit in (True, "finish_previous"):
+    if active is not None and reinit in (True, "finish_previous") and active._client.manager_alive():
         active.finish()
     resume_mode = {None: None, False: None, True: "allow", "auto": "allow"}.get(resume, resume)  # type: ignore[arg-type]
     id = _init_args.from_env("RUN_ID", id)
@@ -206,7 +208,14 @@ def init(
         "python": platform.python_version(),
         "argv": json.dumps(list(sys.argv)),
     }
-    reply = client.request(lambda r: InitRun(r, root, record, resume_mode), "init")
+    try:
+        reply = client.request(lambda r: InitRun(r, root, record, resume_mode), "init")
+    except KeyboardInterrupt:
+        # The run may exist already: close it as failed rather than leave it to nobody. The
+        # close follows the InitRun on the same ordered pipe; its reply is not waited for.
+        with sigint_deferred():
+            client.send(FinishRun(client.new_request(), record["id"], "failed", 130))
+        raise
     assert isinstance(reply, RunReady)
     stored = dict(reply.record)
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")

@@ -34,12 +34,13 @@ from typing import Any, Callable, Iterator, List, Optional
 
 __all__ = [
     "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
-    "unlink_semaphore_names", "sigint_deferred",
+    "unlink_semaphore_names", "sigint_deferred", "close_queue",
 ]
 
 _CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 18
 _F_SETPIPE_SZ = 1031  # Linux: raise a pipe's capacity
+_F_GETPIPE_SZ = 1032
 _SLICE_S = 0.2
 _HEADER = struct.Struct("!i")
 _LONG_HEADER = struct.Struct("!Q")
@@ -61,6 +62,28 @@ def _raise_pipe_size(fd: int) -> None:
         fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
     except (ImportError, OSError):
         pass
+
+
+def _room(fd: int) -> Optional[int]:
+    """Free bytes in the pipe behind ``fd`` (Linux), or None where that cannot be told."""
+    try:
+        import fcntl
+        import termios
+
+        capacity = fcntl.fcntl(fd, _F_GETPIPE_SZ)
+        unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return capacity - unread
+    except (ImportError, OSError):
+        return None
+
+
+def _pipe_capacity(fd: int) -> Optional[int]:
+    try:
+        import fcntl
+
+        return fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    except (ImportError, OSError):
+        return None
 
 
 def _wait_writable(fd: int) -> bool:
@@ -92,6 +115,14 @@ def sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught:
             previous(signal.SIGINT, caught[0])
+
+
+def close_queue(queue: Queue) -> None:
+    """Close both ends of a queue in this process (its pipes' fds), whatever it was used for."""
+    for attribute in ("_reader", "_writer"):
+        connection = getattr(queue, attribute, None)
+        if connection is not None and not connection.closed:
+            connection.close()
 
 
 def unlink_semaphore_names(queue: Queue) -> None:
@@ -198,28 +229,56 @@ class QueueWriter:
         self._fd = queue._writer.fileno()  # type: ignore[attr-defined]
         os.set_blocking(self._fd, False)
         _raise_pipe_size(self._fd)
+        self._capacity = _pipe_capacity(self._fd)
         self._lock = threading.Lock()
 
-    def put(self, message: Any, ready: Callable[[], None], timeout: float) -> None:
-        """Write one message; block (bounded) while the queue or the pipe is full."""
+    def put(self, message: Any, ready: Callable[[], None], timeout: float,
+            on_written: Optional[Callable[[], None]] = None) -> None:
+        """Write one message; block (bounded) while the queue or the pipe is full.
+
+        Waiting for room can be interrupted (Ctrl-C): nothing is written yet. Once the first
+        byte is written, the interrupt is held back until the whole frame is in the pipe and
+        ``on_written`` (e.g. dropping the sent rows from a buffer) has run.
+        """
         data = frame(message)
         deadline = time.monotonic() + timeout
-        with sigint_deferred():  # a slot taken must be followed by a whole frame
-            while not self._sem.acquire(True, _SLICE_S):
+        while not self._sem.acquire(True, _SLICE_S):
+            _check(ready, deadline, timeout)
+        with self._lock:
+            self._wait_for_room(len(data), ready, deadline, timeout)
+            with sigint_deferred():
+                self._write(data, ready, deadline, timeout)
+                if on_written is not None:
+                    on_written()
+
+    def _wait_for_room(self, size: int, ready: Callable[[], None], deadline: float, timeout: float) -> None:
+        """Wait, interruptibly, until the pipe can take the whole frame (or is empty, for a
+        frame larger than the pipe): then the write that follows does not wait half-way."""
+        capacity = self._capacity
+        if capacity is None:
+            while not _wait_writable(self._fd):
                 _check(ready, deadline, timeout)
-            self._write(data, ready, deadline, timeout)
+            return
+        need = min(size, capacity)
+        pause = 0.0005
+        while True:
+            room = _room(self._fd)
+            if room is None or room >= need:
+                return
+            _check(ready, deadline, timeout)
+            time.sleep(pause)  # back-pressure: the store is behind; poll the pipe's fill level
+            pause = min(pause * 2, 0.02)
 
     def _write(self, data: bytes, ready: Callable[[], None], deadline: float, timeout: float) -> None:
-        with self._lock:
-            view = memoryview(data)
-            while view:
-                try:
-                    written = os.write(self._fd, view)
-                except BlockingIOError:
-                    written = 0
-                view = view[written:]
-                if view and not _wait_writable(self._fd):
-                    _check(ready, deadline, timeout)
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._fd, view)
+            except BlockingIOError:
+                written = 0
+            view = view[written:]
+            if view and not _wait_writable(self._fd):
+                _check(ready, deadline, timeout)
 
 
 def _check(ready: Callable[[], None], deadline: float, timeout: float) -> None:

@@ -90,7 +90,9 @@ class ChildRun:
             self._writer.put(LogBatch(self.id, payload, 1, os.getpid()), self._check_manager,
                              self._attachment.timeout)
         except (BrokenPipeError, TimeoutError) as exc:
-            self._ignore(f"its manager is gone ({exc})")
+            return self._ignore(f"its manager is gone ({exc})")
+        if os.path.exists(self._marker):  # the parent finished while this row was on its way
+            self._ignore("the run was finished by the process that started it (this row may not be stored)")
 
     def _check_manager(self) -> None:
         try:

@@ -16,7 +16,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch, _manager
-from mplogger._channel import QueueReader, QueueWriter, sigint_deferred, unlink_semaphore_names
+from mplogger._channel import QueueReader, QueueWriter, close_queue, unlink_semaphore_names
 from mplogger._errors import ManagerError, describe_exit, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
@@ -33,6 +33,8 @@ from mplogger._settings import Settings
 
 __all__ = ["Client", "RunSender"]
 
+_STASH_LIMIT = 1000
+
 
 class Client:
     """One manager per user process; this object owns it."""
@@ -44,6 +46,7 @@ class Client:
         self._requests = itertools.count(1)
         self._reply_lock = threading.RLock()
         self._run_errors: Dict[str, List[BaseException]] = {}
+        self._stash: List[object] = []
         self._manager_errors: List[BaseException] = []
         self.senders: Dict[str, "RunSender"] = {}
         self._closing = threading.Event()
@@ -92,6 +95,10 @@ class Client:
     def _wait(self, match: Callable[[object], bool], timeout: float, what: str) -> object:
         deadline = time.monotonic() + timeout
         with self._reply_lock:
+            for index, message in enumerate(self._stash):  # read earlier by another thread
+                if match(message):
+                    del self._stash[index]
+                    return message
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -112,13 +119,16 @@ class Client:
                     raise self.manager_died()
 
     def _file(self, message: object) -> None:
-        """Keep an asynchronous error for the next call of the run it concerns."""
-        if type(message) is ErrorReply:
+        """Keep a reply for the thread waiting for it, or an asynchronous error for its run."""
+        if type(message) is ErrorReply and message.request is None:
             error = unpack_exception(message.error)
             if message.run_id is None:
                 self._manager_errors.append(error)
             else:
                 self._run_errors.setdefault(message.run_id, []).append(error)
+        else:
+            self._stash.append(message)
+            del self._stash[:-_STASH_LIMIT]  # replies to waits that gave up are not kept for ever
 
     def poll(self) -> None:
         """Collect replies that arrived without waiting (asynchronous errors)."""
@@ -132,10 +142,10 @@ class Client:
     def take_errors(self, run_id: str) -> List[BaseException]:
         return self._run_errors.pop(run_id, [])
 
-    def _put(self, message: object) -> None:
+    def _put(self, message: object, on_written: Optional[Callable[[], None]] = None) -> None:
         """Write to the manager (in the pipe on return); block, bounded, while it is full."""
         try:
-            self.inbox.put(message, self._check_manager, self.settings.shutdown_timeout)
+            self.inbox.put(message, self._check_manager, self.settings.shutdown_timeout, on_written)
         except TimeoutError:
             raise ManagerError(
                 f"the mplogger manager accepted nothing for {self.settings.shutdown_timeout:g} s"
@@ -145,10 +155,14 @@ class Client:
         if not self.manager_alive():
             raise self.manager_died()
 
-    def send(self, message: object) -> None:
+    def send(self, message: object, on_written: Optional[Callable[[], None]] = None) -> None:
         if self.stopped:
             raise ManagerError("the mplogger manager was stopped; call mplogger.init() to start again")
-        self._put(message)
+        self._put(message, on_written)
+
+    def new_request(self) -> int:
+        """A fresh request id (for a message whose reply nobody waits for)."""
+        return next(self._requests)
 
     def request(self, make: Callable[[int], object], what: str, timeout: Optional[float] = None) -> object:
         """Send the message ``make(request_id)`` and wait (bounded) for its reply."""
@@ -227,8 +241,8 @@ class Client:
         if self.process.exitcode is None:
             self.process.kill()
             self.process.join(1.0)
-        self.mgr_i.close()
-        self.mgr_o.close()
+        close_queue(self.mgr_i)
+        close_queue(self.mgr_o)
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(1.0)
         if self.process.exitcode is not None:
@@ -255,13 +269,13 @@ class RunSender:
     def send(self) -> None:
         """Send what is buffered now (the caller then checks the run for errors)."""
         rows = self.rows
-        with self.lock, sigint_deferred():  # taken rows must leave, whatever Ctrl-C does
+        with self.lock:
             count = len(rows)
             if not count:
                 return
-            batch = rows[:count]
-            del rows[:count]
-            self.client.send(LogBatch(self.run_id, pickle.dumps(batch, pickle.HIGHEST_PROTOCOL), count))
+            payload = pickle.dumps(rows[:count], pickle.HIGHEST_PROTOCOL)
+            # the rows leave the buffer only once they are in the pipe (with Ctrl-C held back)
+            self.client.send(LogBatch(self.run_id, payload, count), lambda: rows.__delitem__(slice(0, count)))
         self.client.poll()
 
     flush = send

@@ -98,6 +98,7 @@ class Mux:
         self.client_checked = time.monotonic()
         self.routes: Dict[str, _Route] = {}
         self.broken: Dict[str, BaseException] = {}
+        self.initializing: Dict[int, str] = {}
         self.waiting: List[Dict[int, str]] = []
         self.internal: Dict[int, str] = {}
         self.internal_ids = itertools.count(-2, -1)
@@ -198,8 +199,8 @@ class Mux:
         kind = type(message)
         if kind is LogBatch or kind is UpdateRun:
             route = self.routes.get(message.run_id)
-            if route is None and kind is LogBatch and message.origin:
-                return  # a child logging after the run ended: it sees the finished marker
+            if kind is LogBatch and message.origin and (route is None or route.finishing):
+                return  # a child logging after the parent finished the run: it sees the marker
             if route is None:
                 if message.run_id not in self.broken:  # a broken run's error was already sent
                     self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
@@ -209,6 +210,8 @@ class Mux:
                 self.outstanding_bytes[route.index] += len(message.payload)
             self.rec_qs[route.index].put(message)
         elif kind in (FlushRun, GetSummary, FinishRun):
+            if kind is FinishRun and message.run_id in self.routes:
+                self.mark_finished(message.run_id)  # children stop before the last drain below
             self.drain_children()  # rows a child logged before this request come first
             route = self.routes.get(message.run_id)
             if route is None or route.finishing:
@@ -259,7 +262,11 @@ class Mux:
                 load[route.index] += 1
         index = min(live, key=lambda i: (load[i], i))
         run_id = message.record["id"]
+        if run_id in self.routes:
+            return self.error(message.request, run_id, ValueError(
+                f"a run with id {run_id!r} is open in this process; finish it before starting it again"))
         self.routes[run_id] = _Route(index, message.root)
+        self.initializing[message.request] = run_id
         self.forward(index, message.request, run_id, message)
 
     # --- workers -> user ---------------------------------------------------------------
@@ -272,10 +279,12 @@ class Mux:
         request = message.request
         run_id = message.run_id
         self.waiting[index].pop(request, None)
+        initialized = self.initializing.pop(request, None) if request is not None else None
+        if initialized is not None and kind is ErrorReply:
+            self.routes.pop(initialized, None)  # the worker refused the run: no route stays behind
         route = self.routes.get(run_id)
         if route is not None and request is not None and request == route.finish_request:
             del self.routes[run_id]
-            self.mark_finished(run_id)
         if request is not None and request < 0:
             self.internal.pop(request, None)
             if kind is ErrorReply:
@@ -294,6 +303,8 @@ class Mux:
     # --- stop and faults ---------------------------------------------------------------
     def finish_internally(self, run_id: str, state: str, exit_code: Optional[int]) -> None:
         route = self.routes[run_id]
+        self.mark_finished(run_id)
+        self.drain_children()
         request = next(self.internal_ids)
         route.finish_request = request
         self.internal[request] = run_id

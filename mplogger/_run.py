@@ -180,6 +180,7 @@ class Run:
         self._closed = False
         self._step = 0 if record.get("last_step") is None else record["last_step"] + 1
         self._pending: Optional[Dict[str, Any]] = None
+        self._closing = False
         self._fast = True  # no pending row and not closed: log(dict) skips the step rules
         self._pending_time = 0.0
         self._known_keys: set = set()
@@ -248,7 +249,7 @@ class Run:
     def _log_general(self, data: Any, step: Optional[int], commit: Optional[bool]) -> None:
         if self._child is not None:
             return self._child.log(data, step, commit)
-        if self._closed:
+        if self._closed or self._closing:
             warnings.warn(f"run {self.id} is finished; log() ignored", stacklevel=3)
             return
         values = self._check(data)
@@ -353,6 +354,8 @@ class Run:
             return self._child.finish(exit_code)
         if self._closed:
             return
+        self._fast = False  # from here on, log() from another thread takes the checked path
+        self._closing = True
         exit_code = 0 if exit_code is None else exit_code
         state = "finished" if exit_code == 0 else "failed"
         try:
@@ -368,6 +371,10 @@ class Run:
             self._closed = True
             self._fast = False
             self._client.forget(self.id)
+            if self._rows:  # logged from another thread while this one was finishing
+                warnings.warn(f"run {self.id}: {len(self._rows)} row(s) logged while the run was "
+                              "finishing (from another thread) were not stored")
+                self._rows.clear()
             self._on_finish(self)
         self._raise_errors()
 

@@ -7,6 +7,7 @@ that calls ``init()`` starts a session and a manager of its own.
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import sys
 import threading
@@ -45,6 +46,9 @@ def _after_fork_in_child() -> None:
     """A forked child logs into the parent's open runs through the parent's manager."""
     for run in list(_session.runs.values()):
         run._become_child()
+    if _session.client is not None:
+        # the manager is the parent's child, not ours: multiprocessing must not join it at exit
+        multiprocessing.process._children.discard(_session.client.process)  # type: ignore[attr-defined]
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -56,7 +60,9 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
     session = current()
     with session.lock:
         if session.client is not None and not session.client.stopped:
-            return session.client
+            if session.client.manager_alive():
+                return session.client
+            _forget_dead_manager(session)
         resolved = Settings.from_env(settings)
         session.client = Client(resolved)
         session.settings = resolved
@@ -94,8 +100,23 @@ def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any]
             )
 
 
+def _forget_dead_manager(session: Session) -> None:
+    """The manager died (its workers mark the open runs crashed): close them here and let go."""
+    client = session.client
+    assert client is not None
+    for run in list(session.runs.values()):
+        run._close_at_exit("crashed")
+    session.runs.clear()
+    client.stopped = True
+    client._release(join_timeout=0.1)
+    session.client = None
+
+
 def _at_exit() -> None:
     if _session.pid == os.getpid() and _session.client is not None:
+        if not _session.client.stopped and not _session.client.manager_alive():
+            _forget_dead_manager(_session)  # nothing to stop: the error was reported already
+            return
         teardown()
 
 

@@ -173,11 +173,18 @@ def update_run(conn: sqlite3.Connection, run_id: str, **fields: object) -> None:
 
 
 def insert_rows(conn: sqlite3.Connection, rows: Iterable[Sequence]) -> None:
-    """Rows of (run_id, seq, step, timestamp, runtime, data JSON)."""
-    conn.executemany(
-        "INSERT INTO history (run_id, seq, step, timestamp, runtime, data) VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    """Rows of (run_id, seq, step, timestamp, runtime, data JSON): all of them, or none."""
+    conn.execute("SAVEPOINT batch")
+    try:
+        conn.executemany(
+            "INSERT INTO history (run_id, seq, step, timestamp, runtime, data) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    except BaseException:
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        raise
+    conn.execute("RELEASE batch")
 
 
 def fetch_run(conn: sqlite3.Connection, run_id: str) -> Optional[dict]:

@@ -34,11 +34,13 @@ __all__ = [
 SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
 RESERVED_KEYS = frozenset({"_step", "_timestamp", "_runtime"})
 
-_encode = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=False).encode
+# ASCII-only JSON: any string Python holds (lone surrogates included) is stored as valid JSON;
+# sqlite3's json functions and JSON tools decode the \u escapes.
+_encode = json.JSONEncoder(allow_nan=True, separators=(",", ":"), ensure_ascii=True).encode
 try:  # the C encoder, built once: json.dumps builds one per call, which costs ~0.8 us a row
-    from json.encoder import c_make_encoder, encode_basestring
+    from json.encoder import c_make_encoder, encode_basestring_ascii
 
-    _c_encode = c_make_encoder(None, None, encode_basestring, None, ":", ",", False, False, True)
+    _c_encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", False, False, True)
     _c_encode({"probe": [1.5, None, "s", True]}, 0)
 except Exception:  # pragma: no cover - pure-Python json
     _c_encode = None

@@ -104,7 +104,7 @@ class Worker:
         self.index = index
         self.stores: Dict[str, sqlite3.Connection] = {}
         self.runs: Dict[str, _OpenRun] = {}
-        self.in_transaction: set = set()
+        self.in_transaction: Optional[sqlite3.Connection] = None
         self.replies: list = []
         self.batches = self.batch_rows = self.batch_bytes = 0
 
@@ -115,9 +115,17 @@ class Worker:
         return conn
 
     def begin(self, conn: sqlite3.Connection) -> None:
-        if conn not in self.in_transaction:
-            _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-            self.in_transaction.add(conn)
+        """Open a write transaction on ``conn``, first committing one open on another store.
+
+        A worker holds at most one store's write lock at a time: two workers each holding one
+        store and waiting for the other's would deadlock (runs of one process may use two roots).
+        """
+        if self.in_transaction is conn:
+            return
+        if self.in_transaction is not None:
+            self.commit_store(self.in_transaction)
+        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        self.in_transaction = conn
 
     def handle_all(self, messages: List[object]) -> List[object]:
         """Apply ``messages`` in order, commit, and return the replies to send."""
@@ -280,29 +288,37 @@ class Worker:
         run.dirty = False
         self.replies.append(RunFinished(message.request, run.run_id, message.state, run.seq, dict(run.summary)))
 
-    def commit(self) -> None:
+    def commit_store(self, conn: sqlite3.Connection) -> None:
+        """Write the summaries of ``conn``'s changed runs and commit its transaction."""
         now = time.time()
         for run in self.runs.values():
-            if run.dirty:
-                self.begin(run.conn)
+            if run.dirty and run.conn is conn:
                 fields = {"summary": to_json(run.summary), "rows": run.seq, "last_step": run.last_step,
                           "updated": now}
                 if run.rules is not None:
                     fields["metadata"] = run.metadata_json()
-                _store.update_run(run.conn, run.run_id, **fields)
+                _store.update_run(conn, run.run_id, **fields)
                 run.dirty = False
-        for conn in list(self.in_transaction):
-            self.in_transaction.discard(conn)
-            try:
-                conn.execute("COMMIT")
-            except Exception as exc:
-                conn.execute("ROLLBACK")
-                failed = [r for r in self.replies if not isinstance(r, ErrorReply)]
-                self.replies = [
-                    ErrorReply(getattr(r, "request", None), getattr(r, "run_id", None),
-                               pack_exception(exc, f"mplogger worker {self.index}"))
-                    for r in failed
-                ]
+        self.in_transaction = None
+        try:
+            conn.execute("COMMIT")
+        except Exception as exc:
+            conn.execute("ROLLBACK")
+            failed = [r for r in self.replies if not isinstance(r, ErrorReply)]
+            self.replies = [
+                ErrorReply(getattr(r, "request", None), getattr(r, "run_id", None),
+                           pack_exception(exc, f"mplogger worker {self.index}"))
+                for r in failed
+            ]
+
+    def commit(self) -> None:
+        """Commit everything this read of messages changed, one store at a time."""
+        for conn in {run.conn for run in self.runs.values() if run.dirty}:
+            if self.in_transaction is not conn:
+                self.begin(conn)
+            self.commit_store(conn)
+        if self.in_transaction is not None:
+            self.commit_store(self.in_transaction)
 
     def crash_open_runs(self) -> None:
         """The manager is gone: mark every open run crashed (rows already committed stay)."""
