@@ -169,3 +169,31 @@ def test_ddp_style_processes_make_one_group(script, root):
     assert sorted(r.name for r in group) == ["rank0", "rank1", "rank2"]
     assert all(r.rows == 100 and r.state == "finished" for r in group)
     assert mplogger.Api(root).runs(group="other") == []
+
+
+def log_until_told(run, ready, stop, counts):
+    ready.set()
+    i = 0
+    while not stop.is_set():
+        run.log({"child_i": i})
+        i += 1
+    counts.put(i)
+
+
+def test_parent_finishing_while_a_child_logs(root):
+    """finish() succeeds, and at most the one row in flight at that moment is not stored."""
+    ctx = multiprocessing.get_context("fork")
+    run = mplogger.init(dir=root)
+    ready, stop, counts = ctx.Event(), ctx.Event(), ctx.Queue()
+    child = ctx.Process(target=log_until_told, args=(run, ready, stop, counts))
+    child.start()
+    assert ready.wait(30)
+    run.log({"parent": 1})
+    run.finish()
+    stop.set()
+    logged = counts.get(timeout=60)
+    child.join(60)
+    stored = mplogger.Api(root).run(run.id)
+    assert stored.state == "finished"
+    child_rows = [r["child_i"] for r in stored.history(keys=["child_i"])]
+    assert child_rows == list(range(len(child_rows))) and len(child_rows) <= logged

@@ -91,3 +91,43 @@ def test_eight_writers_and_a_polling_reader(script, root):
         assert run.state == "finished" and run.rows == rows
         assert [r["i"] for r in run.history(keys=["i"])] == list(range(rows))
         assert report["seen"][run.id] == rows
+
+
+def test_runs_on_two_roots_in_one_process_do_not_deadlock_the_workers(tmp_path):
+    """Each worker holds runs of both roots: a worker never holds two stores' write locks."""
+    roots = [str(tmp_path / "a"), str(tmp_path / "b")]
+    mplogger.setup({"workers": 2, "shutdown_timeout": 30})
+    runs = [mplogger.init(dir=roots[k], reinit="create_new") for k in (0, 1, 1, 0)]
+    for i in range(5000):
+        for run in runs:
+            run.log({"i": i, "pad": "x" * 100})
+    for run in runs:
+        run.finish()
+    for run in runs:
+        assert mplogger.Api(run.root).run(run.id).rows == 5000
+
+
+def test_two_threads_flushing_at_once_both_get_their_replies(root):
+    import threading
+
+    mplogger.setup({"shutdown_timeout": 10})
+    runs = [mplogger.init(dir=root, reinit="create_new") for _ in range(2)]
+    errors: list = []
+
+    def work(run):
+        try:
+            for i in range(200):
+                run.log({"i": i})
+                run.flush()
+        except Exception as exc:  # recorded for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    for run in runs:
+        run.finish()
+        assert mplogger.Api(root).run(run.id).rows == 200

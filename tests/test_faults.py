@@ -189,3 +189,51 @@ def test_ctrl_c_while_logging_leaves_the_run_usable_and_the_store_consistent(scr
     assert set(values) <= set(range(1, calls + 1))
     returned = set(range(1, calls + 1)) - set(interrupted)
     assert not returned - set(values), f"{len(returned - set(values))} rows whose log() returned are missing"
+
+
+def test_init_after_the_manager_died_starts_a_new_one(root):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    run.flush()
+    os.kill(_client().process.pid, signal.SIGKILL)
+    with pytest.raises(ManagerError, match="Call mplogger.init"):
+        run.flush()
+    again = mplogger.init(dir=root)  # no teardown() first, as the error message says
+    assert again is not run
+    again.log({"y": 2})
+    again.finish()
+    assert mplogger.Api(root).run(again.id).summary == {"y": 2}
+    wait_for(lambda: mplogger.Api(root).run(run.id).state == "crashed", 10, "the first run marked crashed")
+
+
+def test_ctrl_c_while_log_waits_for_a_stalled_store(script, root):
+    """Back-pressure with the store stalled: Ctrl-C interrupts the wait (before the timeout),
+    no batch is lost, and the run goes on once the store moves again."""
+    body = """
+        import json, os, signal, sys, threading, mplogger
+        run = mplogger.init(dir=sys.argv[1], settings={"workers": 1, "shutdown_timeout": 60})
+        worker = mplogger._session.current().client.worker_pids[0]
+        os.kill(worker, signal.SIGSTOP)
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+        calls = 0
+        try:
+            while True:
+                calls += 1
+                run.log({"n": calls, "pad": "p" * 200})
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+        except Exception as exc:
+            outcome = type(exc).__name__
+        os.kill(worker, signal.SIGCONT)
+        run.log({"n": calls + 1, "pad": ""})
+        run.finish()
+        print("RESULT", json.dumps([run.id, calls, outcome]), flush=True)
+    """
+    result = subprocess.run([sys.executable, str(script(body)), root], capture_output=True, text=True,
+                            timeout=120, env=script_env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_id, calls, outcome = json.loads(result.stdout.split("RESULT ")[1])
+    assert outcome == "interrupted"
+    values = [row["n"] for row in mplogger.Api(root).run(run_id).history()]
+    assert len(values) == len(set(values))
+    assert set(range(1, calls)) | {calls + 1} <= set(values) <= set(range(1, calls + 2))

@@ -196,3 +196,23 @@ def test_run_id_is_safe_as_a_folder_name(root):
     run.finish()
     with pytest.raises(ValueError, match="folder name"):
         mplogger.init(dir=root, id="../escape")
+
+
+def test_init_with_an_id_that_is_open_is_refused_and_the_open_run_is_unharmed(root):
+    run = mplogger.init(dir=root, id="open0001")
+    with pytest.raises(ValueError, match="is open in this process"):
+        mplogger.init(dir=root, id="open0001", reinit="create_new")
+    run.log({"x": 1})
+    run.finish()
+    stored = mplogger.Api(root).run("open0001")
+    assert (stored.state, stored.rows) == ("finished", 1)
+
+
+def test_strings_python_holds_are_stored_even_lone_surrogates(root):
+    run = mplogger.init(dir=root)
+    run.log({"s": "caf\u00e9 \ud800 \U0001F600"})
+    run.log({"s": "next"})
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    assert [r["s"] for r in stored.history()] == ["caf\u00e9 \ud800 \U0001F600", "next"]
+    assert stored.state == "finished"
