@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Mapping, Optional, Sequence, Union
 
-from mplogger import _init_args, _launch, _session
+from mplogger import _environment, _init_args, _launch, _session
 from mplogger._disabled import DisabledRun
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
@@ -209,7 +209,8 @@ def init(
         "argv": json.dumps(list(sys.argv)),
     }
     try:
-        reply = client.request(lambda r: InitRun(r, root, record, resume_mode), "init")
+        environment = _environment.client_facts(sys.argv, bool(save_code))
+        reply = client.request(lambda r: InitRun(r, root, record, resume_mode, environment), "init")
     except KeyboardInterrupt:
         # The run may exist already: close it as failed rather than leave it to nobody. The
         # close follows the InitRun on the same ordered pipe; its reply is not waited for.

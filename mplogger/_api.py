@@ -145,6 +145,12 @@ class StoredRun:
                 else self._load_media(value) if isinstance(value, dict) else value
                 for key, value in values.items()}
 
+    def system_metrics(self) -> List[Dict[str, Any]]:
+        """The system metrics sampled while the run was open, each with ``_timestamp``."""
+        rows = self._api.conn.execute(
+            "SELECT timestamp, data FROM system_metrics WHERE run_id = ? ORDER BY timestamp", (self.id,))
+        return [{**from_json(data), "_timestamp": timestamp} for timestamp, data in rows]
+
     def history(self, keys: Optional[Sequence[str]] = None, pandas: bool = False) -> Any:
         """All rows as a list of dicts, or a pandas DataFrame with ``pandas=True``."""
         rows = list(self.scan_history(keys))

@@ -48,11 +48,13 @@ from mplogger._messages import (
     PollReply,
     Ready,
     StopAck,
+    SystemSample,
     UpdateRun,
     WorkerHello,
     WorkerStop,
 )
 from mplogger._settings import Settings
+from mplogger._system import SystemSampler
 
 __all__ = ["main", "process_alive"]
 
@@ -112,6 +114,8 @@ class Mux:
         self.outstanding_bytes: List[int] = []
         self.pool = None
         self.children = FifoReader()
+        self.sampler: Optional[SystemSampler] = None
+        self.next_sample = time.monotonic() + settings.system_interval
 
     # --- start -------------------------------------------------------------------------
     def start_pool(self) -> None:
@@ -159,7 +163,10 @@ class Mux:
                 if not self.paused():
                     waitables.append(self.inbox)
                     waitables.append(self.children)
-            ready = multiprocessing.connection.wait(waitables, _POLL_S)
+            timeout = _POLL_S
+            if self.settings.system_interval > 0:
+                timeout = max(0.0, min(timeout, self.next_sample - time.monotonic()))
+            ready = multiprocessing.connection.wait(waitables, timeout)
             for item in ready:
                 if item is self.inbox and not self.client_gone:  # on_client_gone drained it
                     self.drain_children()  # what children wrote before the parent's rows comes first
@@ -182,6 +189,23 @@ class Mux:
                     self.on_client_gone()
             if self.stopping is not None:
                 self.check_stopped()
+            elif self.settings.system_interval > 0 and now >= self.next_sample:
+                self.sample_system(now)
+
+    def sample_system(self, now: float) -> None:
+        """One sample of the machine and the user process, stored with every open run."""
+        self.next_sample = now + self.settings.system_interval
+        open_runs = [run_id for run_id, route in self.routes.items() if not route.finishing]
+        if not open_runs:
+            return
+        if self.sampler is None:
+            self.sampler = SystemSampler(self.client_pid)
+        if not self.sampler.available:
+            return
+        values = self.sampler.sample()
+        stamp = time.time()
+        for run_id in open_runs:
+            self.rec_qs[self.routes[run_id].index].put(SystemSample(run_id, stamp, values))
 
     def paused(self) -> bool:
         rows, size = self.settings.inflight_rows, self.settings.inflight_bytes

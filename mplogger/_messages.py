@@ -23,6 +23,7 @@ __all__ = [
     "RunReady",
     "LogBatch",
     "UpdateRun",
+    "SystemSample",
     "FlushRun",
     "RunFlushed",
     "GetSummary",
@@ -67,6 +68,7 @@ class InitRun:
     root: str
     record: dict
     resume: Optional[str] = None
+    environment: Optional[dict] = None
 
 
 @attrs.frozen
@@ -102,6 +104,15 @@ class UpdateRun:
     summary_deleted: tuple = ()
     alert: Optional[dict] = None
     metrics: tuple = ()
+
+
+@attrs.frozen
+class SystemSample:
+    """System metrics sampled by the manager, stored with a run (table ``system_metrics``)."""
+
+    run_id: str
+    timestamp: float
+    values: dict
 
 
 @attrs.frozen

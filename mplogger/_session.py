@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 from mplogger import _exit, _launch
 from mplogger._client import Client
 from mplogger._settings import Settings
+from mplogger._system import psutil_missing
+from mplogger._terminal import notice_once
 
 __all__ = ["Session", "current", "setup", "teardown"]
 
@@ -67,6 +69,9 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
         session.client = Client(resolved)
         session.settings = resolved
         _exit.install_hooks()
+        if resolved.system_interval > 0 and psutil_missing():
+            notice_once("system metrics need psutil: pip install 'mplogger[system]' "
+                        "(or set MPLOGGER_SYSTEM_INTERVAL=0 to turn them off)")
         if _exit_registered_pid != os.getpid():
             _exit_registered_pid = os.getpid()
             _exit.register(_at_exit)

@@ -39,6 +39,7 @@ class Settings:
     inflight_rows / inflight_bytes: how much may wait for a worker's store before the manager
         stops reading and ``log()`` blocks (back-pressure instead of unbounded memory); they
         also bound how long ``finish()`` waits after a burst.
+    system_interval: seconds between system-metric samples, taken in the manager (0: off).
     """
 
     start_method: str = attrs.field(default="auto", validator=_start_method)
@@ -48,6 +49,12 @@ class Settings:
     batch_interval: float = attrs.field(default=0.05, validator=_positive)
     inflight_rows: int = attrs.field(default=8192, validator=_positive)
     inflight_bytes: int = attrs.field(default=16 << 20, validator=_positive)
+    system_interval: float = attrs.field(default=10.0)
+
+    @system_interval.validator
+    def _check_system_interval(self, attribute: attrs.Attribute, value: float) -> None:
+        if value < 0:
+            raise ValueError(f"Settings.system_interval must be >= 0 (0 turns it off), got {value!r}")
 
     @classmethod
     def from_env(cls, base: Optional[Union["Settings", Mapping[str, Any]]] = None) -> "Settings":
@@ -70,7 +77,7 @@ class Settings:
         env = os.environ
         if "MPLOGGER_START_METHOD" in env and "start_method" not in values:
             values["start_method"] = env["MPLOGGER_START_METHOD"]
-        for name, cast in (("workers", int), ("shutdown_timeout", float)):
+        for name, cast in (("workers", int), ("shutdown_timeout", float), ("system_interval", float)):
             key = "MPLOGGER_" + name.upper()
             if key in env and name not in values:
                 try:

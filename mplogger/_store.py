@@ -64,6 +64,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     title     TEXT NOT NULL,
     text      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS system_metrics (
+    run_id    TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    data      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS system_metrics_run ON system_metrics (run_id, timestamp);
 CREATE TABLE IF NOT EXISTS history (
     run_id    TEXT NOT NULL,
     seq       INTEGER NOT NULL,

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
-from mplogger import _store
+from mplogger import _environment, _store
 from mplogger._channel import QueueReader
 from mplogger._errors import pack_exception
 from mplogger._messages import (
@@ -35,6 +35,7 @@ from mplogger._messages import (
     RunFlushed,
     RunReady,
     SummaryReply,
+    SystemSample,
     UpdateRun,
     WorkerHello,
     WorkerStop,
@@ -107,6 +108,7 @@ class Worker:
         self.in_transaction: Optional[sqlite3.Connection] = None
         self.replies: list = []
         self.batches = self.batch_rows = self.batch_bytes = 0
+        self.deferred: list = []
 
     def store(self, root: str) -> sqlite3.Connection:
         conn = self.stores.get(root)
@@ -156,6 +158,11 @@ class Worker:
             self.log_batch(message)
         elif kind is UpdateRun:
             self.update_run(message)
+        elif kind is SystemSample:
+            run = self.open_run(message.run_id)
+            self.begin(run.conn)
+            run.conn.execute("INSERT INTO system_metrics (run_id, timestamp, data) VALUES (?, ?, ?)",
+                             (run.run_id, message.timestamp, to_json(message.values)))
         elif kind is FlushRun:
             run = self.runs.get(message.run_id)
             self.replies.append(RunFlushed(message.request, message.run_id, run.seq if run else 0))
@@ -202,6 +209,8 @@ class Worker:
             stored = _store.fetch_run(conn, run_id)
         os.makedirs(_store.run_dir(message.root, run_id), exist_ok=True)
         self.runs[run_id] = _OpenRun(run_id, message.root, conn, stored)
+        if message.environment is not None:
+            self.deferred.append((run_id, message.environment))
         reply = dict(stored)
         self.replies.append(RunReady(message.request, run_id, reply))
 
@@ -320,6 +329,22 @@ class Worker:
         if self.in_transaction is not None:
             self.commit_store(self.in_transaction)
 
+    def run_deferred(self) -> None:
+        """Work that no reply waits for, done after the replies have left (e.g. a run's
+        environment: git state and installed packages, which init() should not wait for)."""
+        while self.deferred:
+            run_id, facts = self.deferred.pop(0)
+            run = self.runs.get(run_id)
+            if run is None:
+                continue
+            try:
+                run.metadata["environment"] = _environment.collect(facts, _store.run_dir(run.root, run_id))
+            except Exception as exc:  # metadata is a nicety: never let it break the run
+                run.metadata["environment"] = {"error": f"{type(exc).__name__}: {exc}"}
+            self.begin(run.conn)
+            _store.update_run(run.conn, run_id, metadata=run.metadata_json())
+        self.commit()
+
     def crash_open_runs(self) -> None:
         """The manager is gone: mark every open run crashed (rows already committed stay)."""
         for run_id in list(self.runs):
@@ -352,6 +377,7 @@ def serve(index: int) -> None:
             if messages:
                 for reply in worker.handle_all(messages):
                     rsp.put(reply)
+                worker.run_deferred()
             if not stop and not messages and not manager_alive():
                 worker.crash_open_runs()
                 break

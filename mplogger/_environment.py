@@ -1,0 +1,106 @@
+"""What a run records about where it ran: host, user, Python, script, git state, packages.
+
+Collected by the worker after the run's creation is committed and answered, so ``init()`` does
+not wait for git or for listing the installed packages. Files go into the run folder:
+``requirements.txt`` always, and with ``save_code`` the script and ``diff.patch`` (uncommitted
+changes to tracked files).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import subprocess
+from importlib import metadata as importlib_metadata
+from typing import Any, Dict, Optional
+
+__all__ = ["client_facts", "collect"]
+
+_GIT_TIMEOUT_S = 5.0
+
+
+def client_facts(argv: list, save_code: bool) -> Dict[str, Any]:
+    """Facts only the user process knows, gathered at ``init()`` (cheap: no subprocess)."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", None)
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in this environment (e.g. an unnamed uid in a container)
+        user = str(os.getuid()) if hasattr(os, "getuid") else None
+    return {
+        "user": user,
+        "executable": sys.executable,
+        "cwd": os.getcwd(),
+        "script": os.path.abspath(script) if script else None,
+        "argv": list(argv),
+        "save_code": bool(save_code),
+    }
+
+
+def _git(args: list, cwd: str) -> Optional[str]:
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=_GIT_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _git_facts(folder: str, run_dir: str, save_code: bool) -> Dict[str, Any]:
+    top = _git(["rev-parse", "--show-toplevel"], folder)
+    if top is None:
+        return {}
+    facts: Dict[str, Any] = {
+        "commit": (_git(["rev-parse", "HEAD"], folder) or "").strip() or None,
+        "branch": (_git(["rev-parse", "--abbrev-ref", "HEAD"], folder) or "").strip() or None,
+        "root": top.strip(),
+    }
+    status = _git(["status", "--porcelain", "--untracked-files=no"], folder)
+    facts["dirty"] = bool(status and status.strip())
+    remote = _git(["config", "--get", "remote.origin.url"], folder)
+    facts["remote"] = remote.strip() if remote else None
+    if save_code and facts["dirty"]:
+        diff = _git(["diff", "HEAD"], folder)
+        if diff:
+            path = os.path.join(run_dir, "code", "diff.patch")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as out:
+                out.write(diff)
+            facts["diff"] = os.path.relpath(path, run_dir)
+    return facts
+
+
+def _packages(run_dir: str) -> int:
+    """Write ``requirements.txt`` (like ``pip freeze``) into the run folder; return the count."""
+    seen = {}
+    for dist in importlib_metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name and name.lower() not in seen:
+            seen[name.lower()] = f"{name}=={dist.version}"
+    lines = sorted(seen.values(), key=str.lower)
+    os.makedirs(run_dir, exist_ok=True)
+    with open(os.path.join(run_dir, "requirements.txt"), "w") as out:
+        out.write("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def collect(facts: Dict[str, Any], run_dir: str) -> Dict[str, Any]:
+    """The environment of a run, from the user process's ``facts``; writes its files."""
+    out: Dict[str, Any] = {k: facts.get(k) for k in ("user", "executable", "cwd", "script")}
+    save_code = bool(facts.get("save_code"))
+    script = facts.get("script")
+    folder = os.path.dirname(script) if script else facts.get("cwd") or os.getcwd()
+    out["git"] = _git_facts(folder, run_dir, save_code) or None
+    if save_code and script and os.path.isfile(script):
+        target = os.path.join(run_dir, "code", os.path.basename(script))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(script, target)
+        out["code"] = os.path.relpath(target, run_dir)
+    try:
+        out["packages"] = _packages(run_dir)
+        out["requirements"] = "requirements.txt"
+    except OSError as exc:
+        out["packages_error"] = str(exc)
+    return out
