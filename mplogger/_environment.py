@@ -12,8 +12,9 @@ import getpass
 import os
 import shutil
 import subprocess
+import time
 from importlib import metadata as importlib_metadata
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["client_facts", "collect"]
 
@@ -48,19 +49,37 @@ def _git(args: list, cwd: str) -> Optional[str]:
     return done.stdout if done.returncode == 0 else None
 
 
-def _git_facts(folder: str, run_dir: str, save_code: bool) -> Dict[str, Any]:
+_GIT_CACHE_S = 30.0
+_git_cache: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+_requirements: Optional[List[str]] = None
+
+
+def _git_state(folder: str) -> Dict[str, Any]:
+    """Commit, branch, dirty flag and remote of the repository holding ``folder`` (cached a
+    little while: a sweep of many short runs must not run git for every one)."""
+    cached = _git_cache.get(folder)
+    if cached is not None and time.monotonic() - cached[0] < _GIT_CACHE_S:
+        return dict(cached[1])
+    facts: Dict[str, Any] = {}
     top = _git(["rev-parse", "--show-toplevel"], folder)
-    if top is None:
+    if top is not None:
+        status = _git(["status", "--porcelain", "--untracked-files=no"], folder)
+        remote = _git(["config", "--get", "remote.origin.url"], folder)
+        facts = {
+            "commit": (_git(["rev-parse", "HEAD"], folder) or "").strip() or None,
+            "branch": (_git(["rev-parse", "--abbrev-ref", "HEAD"], folder) or "").strip() or None,
+            "root": top.strip(),
+            "dirty": bool(status and status.strip()),
+            "remote": remote.strip() if remote else None,
+        }
+    _git_cache[folder] = (time.monotonic(), facts)
+    return dict(facts)
+
+
+def _git_facts(folder: str, run_dir: str, save_code: bool) -> Dict[str, Any]:
+    facts = _git_state(folder)
+    if not facts:
         return {}
-    facts: Dict[str, Any] = {
-        "commit": (_git(["rev-parse", "HEAD"], folder) or "").strip() or None,
-        "branch": (_git(["rev-parse", "--abbrev-ref", "HEAD"], folder) or "").strip() or None,
-        "root": top.strip(),
-    }
-    status = _git(["status", "--porcelain", "--untracked-files=no"], folder)
-    facts["dirty"] = bool(status and status.strip())
-    remote = _git(["config", "--get", "remote.origin.url"], folder)
-    facts["remote"] = remote.strip() if remote else None
     if save_code and facts["dirty"]:
         diff = _git(["diff", "HEAD"], folder)
         if diff:
@@ -74,12 +93,15 @@ def _git_facts(folder: str, run_dir: str, save_code: bool) -> Dict[str, Any]:
 
 def _packages(run_dir: str) -> int:
     """Write ``requirements.txt`` (like ``pip freeze``) into the run folder; return the count."""
-    seen = {}
-    for dist in importlib_metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        if name and name.lower() not in seen:
-            seen[name.lower()] = f"{name}=={dist.version}"
-    lines = sorted(seen.values(), key=str.lower)
+    global _requirements
+    if _requirements is None:  # once per worker process: the installed packages do not change
+        seen = {}
+        for dist in importlib_metadata.distributions():
+            name = dist.metadata["Name"] if dist.metadata else None
+            if name and name.lower() not in seen:
+                seen[name.lower()] = f"{name}=={dist.version}"
+        _requirements = sorted(seen.values(), key=str.lower)
+    lines = _requirements
     os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "requirements.txt"), "w") as out:
         out.write("\n".join(lines) + "\n")
