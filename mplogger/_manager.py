@@ -97,6 +97,7 @@ class Mux:
         self.client_pid = client_pid
         self.client_sentinel = multiprocessing.parent_process().sentinel
         self.client_gone = False
+        self.terminated = False
         self.client_checked = time.monotonic()
         self.routes: Dict[str, _Route] = {}
         self.broken: Dict[str, BaseException] = {}
@@ -183,6 +184,8 @@ class Mux:
                     for message in item.read_available():
                         self.relay(index, message)
             now = time.monotonic()
+            if self.terminated and not self.client_gone:
+                self.on_client_gone()
             if not self.client_gone and now - self.client_checked >= _POLL_S:
                 self.client_checked = now
                 if not process_alive(self.client_pid):
@@ -191,6 +194,10 @@ class Mux:
                 self.check_stopped()
             elif self.settings.system_interval > 0 and now >= self.next_sample:
                 self.sample_system(now)
+
+    def terminate(self) -> None:
+        """SIGTERM: stop serving as if the user process were gone (handled in the loop)."""
+        self.terminated = True
 
     def sample_system(self, now: float) -> None:
         """One sample of the machine and the user process, stored with every open run."""
@@ -437,9 +444,11 @@ def main(mgr_i, mgr_o, settings: Settings, client_pid: int) -> None:
     except OSError:
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
     mux = Mux(mgr_i, mgr_o, settings, client_pid)
+    # SIGTERM (e.g. ipykernel ending its children at shutdown): store what was received, mark
+    # the open runs crashed and exit, instead of dying with batches still in memory.
+    signal.signal(signal.SIGTERM, lambda signum, frame: mux.terminate())
     code = 0
     try:
         mux.start_pool()

@@ -237,3 +237,19 @@ def test_ctrl_c_while_log_waits_for_a_stalled_store(script, root):
     values = [row["n"] for row in mplogger.Api(root).run(run_id).history()]
     assert len(values) == len(set(values))
     assert set(range(1, calls)) | {calls + 1} <= set(values) <= set(range(1, calls + 2))
+
+
+def test_sigterm_to_the_manager_stores_what_it_received_and_marks_the_run_crashed(root):
+    """ipykernel ends its child processes with SIGTERM at shutdown; nothing sent may be lost."""
+    run = mplogger.init(dir=root)
+    for i in range(5000):
+        run.log({"i": i})
+    client = _client()
+    client.flush_all()  # sent (in the pipe), not flushed: no durability promised yet
+    manager = client.process.pid
+    os.kill(manager, signal.SIGTERM)
+    wait_for(lambda: process_gone(manager), 10, "the manager to exit on SIGTERM")
+    stored = mplogger.Api(root).run(run.id)
+    assert stored.state == "crashed" and [r["i"] for r in stored.history()] == list(range(5000))
+    with pytest.raises(ManagerError):
+        run.flush()
