@@ -96,6 +96,7 @@ def _new_run_name() -> str:
 
 def _set_globals(active: Optional[Run]) -> None:
     global run, config, summary, log
+    _session.console_target(active if isinstance(active, Run) else None)
     run = active
     config = active.config if active is not None else None
     summary = active.summary if active is not None else None
@@ -222,7 +223,7 @@ def init(
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")
     allow = in_notebook if allow_val_change is None else bool(allow_val_change)
     new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow,
-                  _init_args.auto_resume_file(root) if auto else None)
+                  _init_args.auto_resume_file(root) if auto else None, _session.stop_console)
     session.runs[new_run.id] = new_run
     if reinit != "create_new":
         _set_globals(new_run)

@@ -145,6 +145,12 @@ class StoredRun:
                 else self._load_media(value) if isinstance(value, dict) else value
                 for key, value in values.items()}
 
+    def output(self, meta: bool = False) -> List[Any]:
+        """What the run printed, line by line; ``meta=True``: (timestamp, stream, line) tuples."""
+        rows = self._api.conn.execute(
+            "SELECT timestamp, stream, line FROM output WHERE run_id = ? ORDER BY rowid", (self.id,))
+        return [tuple(row) for row in rows] if meta else [row[2] for row in rows]
+
     def system_metrics(self) -> List[Dict[str, Any]]:
         """The system metrics sampled while the run was open, each with ``_timestamp``."""
         rows = self._api.conn.execute(

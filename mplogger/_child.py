@@ -20,7 +20,7 @@ import attrs
 
 from mplogger._channel import FifoWriter
 from mplogger._errors import UsageError
-from mplogger._messages import LogBatch
+from mplogger._messages import ConsoleLines, LogBatch
 from mplogger._values import check_row
 
 __all__ = ["Attachment", "ChildRun"]
@@ -40,6 +40,7 @@ class Attachment:
     manager_pid: int
     owner_pid: int
     timeout: float
+    console: str = "off"
 
 
 def _finished_marker(attachment: Attachment) -> str:
@@ -105,6 +106,16 @@ class ChildRun:
             self._warned = True
             warnings.warn(f"run {self.id}: {why}; log() from pid {os.getpid()} is ignored", stacklevel=4)
 
+    def add_output(self, stream: str, lines: Any) -> None:
+        """Console lines printed by this child (through an inherited capture) go to the run."""
+        if os.path.exists(self._marker):
+            return
+        message = ConsoleLines(self.id, tuple((stamp, stream, text) for stamp, text in lines), os.getpid())
+        try:
+            self._writer.put(message, self._check_manager, self._attachment.timeout)
+        except (BrokenPipeError, TimeoutError):
+            pass
+
     def flush(self, timeout: Optional[float] = None) -> None:
         """Send a pending ``commit=False`` row. Rows are written through, so nothing else waits."""
         if self._pending:
@@ -136,4 +147,23 @@ def attach(attachment: Attachment) -> Any:
         live = _session.current().runs.get(attachment.run_id)
         if live is not None:
             return live
-    return ChildRun(attachment)
+    child = ChildRun(attachment)
+    _capture_here(child)
+    return child
+
+
+_child_capture: Dict[int, Any] = {}
+
+
+def _capture_here(child: ChildRun) -> None:
+    """A child process logging into a run: what it prints goes to that run too (once per process)."""
+    from mplogger._console import Capture, capturing
+
+    mode = child._attachment.console
+    if mode == "off" or os.getpid() in _child_capture or capturing():
+        return
+
+    capture = Capture("wrap" if mode == "auto" else mode,
+                      lambda target, stream, lines: target.add_output(stream, lines))
+    capture.target = child
+    _child_capture[os.getpid()] = capture

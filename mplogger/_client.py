@@ -20,6 +20,7 @@ from mplogger._channel import QueueReader, QueueWriter, close_queue, unlink_sema
 from mplogger._errors import ManagerError, describe_exit, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
+    ConsoleLines,
     ErrorReply,
     Hello,
     LogBatch,
@@ -195,7 +196,7 @@ class Client:
         interval = self.settings.batch_interval
         while not self._closing.wait(interval):
             for sender in list(self.senders.values()):
-                if sender.rows:
+                if sender.rows or sender.lines:
                     try:
                         sender.flush()
                     except Exception as exc:
@@ -257,19 +258,25 @@ class RunSender:
     batch. Taking and sending happen under one lock, so batches leave in order.
     """
 
-    __slots__ = ("client", "run_id", "size", "rows", "lock")
+    __slots__ = ("client", "run_id", "size", "rows", "lock", "lines")
 
     def __init__(self, client: Client, run_id: str, size: int) -> None:
         self.client = client
         self.run_id = run_id
         self.size = size
         self.rows: list = []
+        self.lines: list = []  # captured console output: (timestamp, stream, text)
         self.lock = threading.Lock()
 
     def send(self) -> None:
         """Send what is buffered now (the caller then checks the run for errors)."""
         rows = self.rows
         with self.lock:
+            lines = self.lines
+            taken = len(lines)  # lines appended meanwhile (other threads print) wait for the next send
+            if taken:
+                self.client.send(ConsoleLines(self.run_id, tuple(lines[:taken])),
+                                 lambda: lines.__delitem__(slice(0, taken)))
             count = len(rows)
             if not count:
                 return

@@ -50,6 +50,7 @@ from mplogger._messages import (
     StopAck,
     SystemSample,
     UpdateRun,
+    ConsoleLines,
     WorkerHello,
     WorkerStop,
 )
@@ -228,9 +229,9 @@ class Mux:
     # --- user -> workers ---------------------------------------------------------------
     def route(self, message: object) -> None:
         kind = type(message)
-        if kind is LogBatch or kind is UpdateRun:
+        if kind is LogBatch or kind is UpdateRun or kind is ConsoleLines:
             route = self.routes.get(message.run_id)
-            if kind is LogBatch and message.origin and (route is None or route.finishing):
+            if kind is not UpdateRun and message.origin and (route is None or route.finishing):
                 return  # a child logging after the parent finished the run: it sees the marker
             if route is None:
                 if message.run_id not in self.broken:  # a broken run's error was already sent
@@ -276,7 +277,7 @@ class Mux:
             if not messages:
                 break
             for message in messages:
-                if type(message) is LogBatch or type(message) is UpdateRun:
+                if type(message) in (LogBatch, UpdateRun, ConsoleLines):
                     self.route(message)
 
     def forward(self, index: int, request: int, run_id: str, message: object) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "LogBatch",
     "UpdateRun",
     "SystemSample",
+    "ConsoleLines",
     "FlushRun",
     "RunFlushed",
     "GetSummary",
@@ -104,6 +105,15 @@ class UpdateRun:
     summary_deleted: tuple = ()
     alert: Optional[dict] = None
     metrics: tuple = ()
+
+
+@attrs.frozen
+class ConsoleLines:
+    """Captured output: ``lines`` of (timestamp, stream, text), stored in order per run."""
+
+    run_id: str
+    lines: tuple
+    origin: int = 0
 
 
 @attrs.frozen

@@ -158,7 +158,8 @@ class Run:
 
     def __init__(self, client: Client, record: Dict[str, Any], root: str, config: Mapping[str, Any],
                  on_finish: Callable[["Run"], None], allow_val_change: bool = False,
-                 resume_file: Optional[str] = None) -> None:
+                 resume_file: Optional[str] = None,
+                 on_closing: Callable[["Run"], None] = lambda run: None) -> None:
         self._client = client
         self._record = record
         self.id: str = record["id"]
@@ -187,6 +188,9 @@ class Run:
         self._dropped = 0
         self._final_summary: Dict[str, Any] = {}
         self._saved: Dict[str, str] = {}
+        self._on_closing = on_closing
+        self._console_cap = client.settings.console_lines
+        self._console_count = self._console_dropped = 0
         self._resume_file = resume_file
         if resume_file is not None:
             os.makedirs(os.path.dirname(resume_file), exist_ok=True)
@@ -356,6 +360,10 @@ class Run:
             return
         self._fast = False  # from here on, log() from another thread takes the checked path
         self._closing = True
+        self._on_closing(self)  # console capture ends here, its last lines still go to this run
+        if self._console_dropped:
+            self._sender.lines.append((_time(), "stderr", f"[mplogger] {self._console_dropped} more lines "
+                                      f"of output were not kept (console_lines={self._console_cap})"))
         exit_code = 0 if exit_code is None else exit_code
         state = "finished" if exit_code == 0 else "failed"
         try:
@@ -377,6 +385,19 @@ class Run:
                 self._rows.clear()
             self._on_finish(self)
         self._raise_errors()
+
+    def _add_output(self, stream: str, lines: List[Any]) -> None:
+        """Captured console lines of ``stream`` for this run, kept up to ``console_lines``."""
+        if self._child is not None:
+            return self._child.add_output(stream, lines)
+        if self._closed:
+            return
+        room = self._console_cap - self._console_count
+        if len(lines) > room:
+            self._console_dropped += len(lines) - max(room, 0)
+            lines = lines[:max(room, 0)]
+        self._console_count += len(lines)
+        self._sender.lines.extend((stamp, stream, text) for stamp, text in lines)
 
     def _forget_resume(self) -> None:
         """A cleanly finished run is not resumed by ``resume="auto"``."""
@@ -400,7 +421,7 @@ class Run:
             run_id=self.id, name=self.name, project=self.project, root=self.root, dir=self.dir,
             config=self.config.as_dict(), attach_path=self._client.attach_path,
             manager_pid=self._client.manager_pid, owner_pid=self._client.pid,
-            timeout=self._client.settings.shutdown_timeout,
+            timeout=self._client.settings.shutdown_timeout, console=self._client.settings.console,
         )
 
     def __reduce__(self) -> tuple:

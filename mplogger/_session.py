@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from mplogger import _exit, _launch
 from mplogger._client import Client
+from mplogger._console import Capture
 from mplogger._settings import Settings
 from mplogger._system import psutil_missing
 from mplogger._terminal import notice_once
@@ -29,6 +30,7 @@ class Session:
         self.runs: Dict[str, Any] = {}
         self.lock = threading.RLock()
         self.settings: Optional[Settings] = None
+        self.capture: Optional[Capture] = None
 
 
 _session = Session()
@@ -79,6 +81,33 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
         return session.client
 
 
+def console_target(run: Any) -> None:
+    """Send captured console output to ``run`` (the active run); None stops the capture."""
+    session = current()
+    mode = session.settings.console if session.settings is not None else "off"
+    if run is None or mode == "off":
+        stop_console()
+        return
+    if session.capture is None:
+        session.capture = Capture("wrap" if mode == "auto" else mode, _to_target)
+    session.capture.target = run
+
+
+def _to_target(target: Any, stream: str, lines: list) -> None:
+    if target is not None:
+        target._add_output(stream, lines)
+
+
+def stop_console(run: Any = None) -> None:
+    """End the capture (only if it serves ``run``, when given); nothing stays redirected."""
+    session = current()
+    capture = session.capture
+    if capture is not None and (run is None or capture.target is run):
+        session.capture = None
+        capture.stop()  # its last unfinished lines still reach the target
+        capture.target = None
+
+
 def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any], None]] = None) -> None:
     """Finish every open run (state from ``exit_code``) and stop the manager, bounded in time."""
     session = current()
@@ -87,6 +116,7 @@ def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any]
         if client is None:
             return
         code = _exit.exit_code() if exit_code is None else exit_code
+        stop_console()  # its last lines go to their run before the runs are closed
         for run in list(session.runs.values()):
             try:
                 run._commit_pending()

@@ -40,6 +40,9 @@ class Settings:
         stops reading and ``log()`` blocks (back-pressure instead of unbounded memory); they
         also bound how long ``finish()`` waits after a burst.
     system_interval: seconds between system-metric samples, taken in the manager (0: off).
+    console: capture of stdout/stderr into the run: ``wrap`` (Python level; ``auto`` means
+        this), ``redirect`` (file descriptors 1 and 2, C output too) or ``off``;
+        ``console_lines`` caps the lines kept per run.
     """
 
     start_method: str = attrs.field(default="auto", validator=_start_method)
@@ -50,6 +53,13 @@ class Settings:
     inflight_rows: int = attrs.field(default=8192, validator=_positive)
     inflight_bytes: int = attrs.field(default=16 << 20, validator=_positive)
     system_interval: float = attrs.field(default=10.0)
+    console: str = attrs.field(default="auto")
+    console_lines: int = attrs.field(default=100_000, validator=_positive)
+
+    @console.validator
+    def _check_console(self, attribute: attrs.Attribute, value: str) -> None:
+        if value not in ("auto", "wrap", "redirect", "off"):
+            raise ValueError(f"Settings.console must be auto, wrap, redirect or off; got {value!r}")
 
     @system_interval.validator
     def _check_system_interval(self, attribute: attrs.Attribute, value: float) -> None:
@@ -77,6 +87,8 @@ class Settings:
         env = os.environ
         if "MPLOGGER_START_METHOD" in env and "start_method" not in values:
             values["start_method"] = env["MPLOGGER_START_METHOD"]
+        if "MPLOGGER_CONSOLE" in env and "console" not in values:
+            values["console"] = env["MPLOGGER_CONSOLE"]
         for name, cast in (("workers", int), ("shutdown_timeout", float), ("system_interval", float)):
             key = "MPLOGGER_" + name.upper()
             if key in env and name not in values:

@@ -64,6 +64,13 @@ CREATE TABLE IF NOT EXISTS alerts (
     title     TEXT NOT NULL,
     text      TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS output (
+    run_id    TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    stream    TEXT NOT NULL,
+    line      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS output_run ON output (run_id);
 CREATE TABLE IF NOT EXISTS system_metrics (
     run_id    TEXT NOT NULL,
     timestamp REAL NOT NULL,

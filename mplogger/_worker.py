@@ -36,6 +36,7 @@ from mplogger._messages import (
     RunReady,
     SummaryReply,
     SystemSample,
+    ConsoleLines,
     UpdateRun,
     WorkerHello,
     WorkerStop,
@@ -158,6 +159,14 @@ class Worker:
             self.log_batch(message)
         elif kind is UpdateRun:
             self.update_run(message)
+        elif kind is ConsoleLines:
+            run = self.open_run(message.run_id)
+            self.begin(run.conn)
+            run.conn.executemany("INSERT INTO output (run_id, timestamp, stream, line) VALUES (?, ?, ?, ?)",
+                                 [(run.run_id, t, stream, line) for t, stream, line in message.lines])
+            with open(os.path.join(_store.run_dir(run.root, run.run_id), "output.log"), "a",
+                      encoding="utf-8", errors="backslashreplace") as log_file:
+                log_file.write("".join(line + "\n" for _, _, line in message.lines))
         elif kind is SystemSample:
             run = self.open_run(message.run_id)
             self.begin(run.conn)

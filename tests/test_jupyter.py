@@ -302,3 +302,12 @@ def test_restarting_the_kernel_keeps_earlier_runs(notebook, root):
     nb.cell(log_cell(0, 5) + "run.finish()\n")
     assert again["run_id"] != started["run_id"]
     assert stored_run(root, again["run_id"]).state == "finished"
+
+
+def test_what_cells_print_is_captured_into_the_run(notebook, root):
+    nb, _ = notebook
+    started = start_run(nb, root)
+    nb.cell("print('from a cell')\nimport sys\nsys.stderr.write('to stderr\\n')\n")
+    nb.cell("import logging\nlogging.getLogger('demo').warning('a warning')\nrun.finish()\nprint('after')\n")
+    lines = stored_run(root, started["run_id"]).output()
+    assert "from a cell" in lines and "to stderr" in lines and "after" not in lines

@@ -1,0 +1,197 @@
+"""Capturing what the user process prints into the run, while it still reaches the terminal.
+
+``console="wrap"`` (the default) puts a tee in place of ``sys.stdout``/``sys.stderr``: print,
+``sys.stdout.write`` and the ``logging`` module are captured. ``console="redirect"`` captures at
+the file-descriptor level (fds 1 and 2), so output written by C code is captured too; it is
+opt-in, because a C extension writing a lot while holding the GIL could fill the pipe before
+the reading thread gets to run. ``console="off"`` captures nothing.
+
+Text becomes lines: a carriage return starts the line over (a progress bar's redraws are kept
+as their final state), a newline ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+__all__ = ["LineSplitter", "Capture", "CONSOLE_MODES", "capturing"]
+
+_active: List["Capture"] = []  # inherited by forked children, whose output it already captures
+
+
+def capturing() -> bool:
+    """True while a capture (this process's, or one inherited through fork) is in place."""
+    return bool(_active)
+
+CONSOLE_MODES = ("auto", "wrap", "redirect", "off")
+
+
+class LineSplitter:
+    """Written text in, finished lines out; ``\\r`` makes the next text replace the line."""
+
+    def __init__(self) -> None:
+        self.partial = ""
+        self.restart = False
+
+    def feed(self, text: str) -> List[str]:
+        lines = []
+        for index, piece in enumerate(text.split("\n")):
+            if index:
+                lines.append(self.partial)
+                self.partial, self.restart = "", False
+            for part_index, part in enumerate(piece.split("\r")):
+                if part_index:
+                    self.restart = True
+                if part:
+                    self.partial = part if self.restart else self.partial + part
+                    self.restart = False
+        return lines
+
+    def rest(self) -> Optional[str]:
+        """The unfinished last line, if any (at the end of capture)."""
+        partial, self.partial = self.partial, ""
+        return partial or None
+
+
+class _WrappedWrite:
+    """Wraps the ``write`` of a stream object itself (``sys.stdout``/``sys.stderr``), so that
+    every holder of that object is captured too: ``print``, and ``logging`` handlers created
+    before the run started. Output still goes where it went."""
+
+    def __init__(self, stream: Any, name: str, capture: "Capture") -> None:
+        self.stream = stream
+        self.name = name
+        self.capture = capture
+        self.splitter = LineSplitter()
+        self.lock = threading.Lock()
+        own = getattr(stream, "__dict__", {})
+        self.had_own = "write" in own
+        self.previous = stream.write
+
+        def write(text: Any) -> Any:
+            written = self.previous(text)
+            if isinstance(text, str) and text:
+                try:
+                    with self.lock:
+                        lines = self.splitter.feed(text)
+                    if lines:
+                        self.capture.emit(self.name, lines)
+                except Exception:  # capture must never break the program's output
+                    pass
+            return written
+
+        stream.write = write  # raises where a stream takes no attributes (then nothing is captured)
+
+    def end(self) -> None:
+        rest = self.splitter.rest()
+        if rest is not None:
+            self.capture.emit(self.name, [rest])
+        try:
+            if self.had_own:
+                self.stream.write = self.previous
+            else:
+                del self.stream.write
+        except AttributeError:
+            pass
+
+
+class _FdPump:
+    """fd-level capture of one of fds 1/2: a pipe in its place, a thread copying to the original."""
+
+    def __init__(self, fd: int, stream: str, capture: "Capture") -> None:
+        self.fd = fd
+        self.saved = os.dup(fd)
+        read_end, write_end = os.pipe()
+        try:
+            import fcntl
+
+            fcntl.fcntl(write_end, 1031, 1 << 20)  # a larger pipe: fewer stalls for bursts of output
+        except (ImportError, OSError):
+            pass
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self.read_end = read_end
+        self.stream = stream
+        self.capture = capture
+        self.splitter = LineSplitter()
+        self.thread = threading.Thread(target=self._pump, name=f"mplogger-console-{stream}", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                data = os.read(self.read_end, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            os.write(self.saved, data)
+            try:
+                lines = self.splitter.feed(data.decode("utf-8", "replace"))
+                if lines:
+                    self.capture.emit(self.stream, lines)
+            except Exception:
+                pass
+
+    def stop(self) -> None:
+        os.dup2(self.saved, self.fd)  # the writers' end closes: the pump reads to the end
+        self.thread.join(2.0)
+        rest = self.splitter.rest()
+        if rest is not None:
+            self.capture.emit(self.stream, [rest])
+        for fd in (self.read_end, self.saved):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+class Capture:
+    """The process's console capture; lines go to ``sink(target, stream, lines)``."""
+
+    def __init__(self, mode: str, sink: Callable[[Any, str, List[Tuple[float, str]]], None]) -> None:
+        self.mode = mode
+        self.sink = sink
+        self.target: Any = None
+        _active.append(self)
+        self._wrapped: List[_WrappedWrite] = []
+        self._pumps: List[_FdPump] = []
+        if mode == "wrap":
+            for stream, name in ((sys.stdout, "stdout"), (sys.stderr, "stderr")):
+                if stream is None:
+                    continue
+                try:
+                    self._wrapped.append(_WrappedWrite(stream, name, self))
+                except (AttributeError, TypeError):
+                    pass
+        elif mode == "redirect":
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except Exception:
+                    pass
+            self._pumps = [_FdPump(1, "stdout", self), _FdPump(2, "stderr", self)]
+
+    def emit(self, stream: str, lines: List[str]) -> None:
+        now = time.time()
+        self.sink(self.target, stream, [(now, line) for line in lines])
+
+    def stop(self) -> None:
+        """Put everything back as it was; the last unfinished lines are kept."""
+        if self in _active:
+            _active.remove(self)
+        for wrapped in self._wrapped:
+            wrapped.end()
+        self._wrapped = []
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        for pump in self._pumps:
+            pump.stop()
+        self._pumps = []
