@@ -11,9 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
-import subprocess
 import time
-from importlib import metadata as importlib_metadata
 from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["client_facts", "collect"]
@@ -42,6 +40,8 @@ def client_facts(argv: list, save_code: bool) -> Dict[str, Any]:
 
 
 def _git(args: list, cwd: str) -> Optional[str]:
+    import subprocess  # here, not at import: only the worker runs git
+
     try:
         done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=_GIT_TIMEOUT_S)
     except (OSError, subprocess.SubprocessError):
@@ -95,6 +95,8 @@ def _packages(run_dir: str) -> int:
     """Write ``requirements.txt`` (like ``pip freeze``) into the run folder; return the count."""
     global _requirements
     if _requirements is None:  # once per worker process: the installed packages do not change
+        from importlib import metadata as importlib_metadata  # costly to import: only here
+
         seen = {}
         for dist in importlib_metadata.distributions():
             name = dist.metadata["Name"] if dist.metadata else None

@@ -14,6 +14,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import queue
 import signal
 import sqlite3
 import threading
@@ -110,6 +111,8 @@ class Worker:
         self.replies: list = []
         self.batches = self.batch_rows = self.batch_bytes = 0
         self.deferred: list = []
+        self.collected: "queue.Queue" = queue.Queue()
+        self.collecting = 0
 
     def store(self, root: str) -> sqlite3.Connection:
         conn = self.stores.get(root)
@@ -339,20 +342,47 @@ class Worker:
             self.commit_store(self.in_transaction)
 
     def run_deferred(self) -> None:
-        """Work that no reply waits for, done after the replies have left (e.g. a run's
-        environment: git state and installed packages, which init() should not wait for)."""
+        """Start collecting new runs' environments (git state, installed packages) in a
+        thread of their own, and store the ones that are ready. No message waits for them."""
         while self.deferred:
             run_id, facts = self.deferred.pop(0)
             run = self.runs.get(run_id)
-            if run is None:
-                continue
+            if run is not None:
+                self.collecting += 1
+                threading.Thread(target=self._collect, args=(run_id, run.root, facts),
+                                 name="mplogger-environment", daemon=True).start()
+        self.store_collected(block=False)
+
+    def store_collected(self, block: bool) -> None:
+        """Store the environments collected so far (with ``block``: wait, bounded, for all)."""
+        deadline = time.monotonic() + 5.0
+        stored = False
+        while self.collecting:
             try:
-                run.metadata["environment"] = _environment.collect(facts, _store.run_dir(run.root, run_id))
-            except Exception as exc:  # metadata is a nicety: never let it break the run
-                run.metadata["environment"] = {"error": f"{type(exc).__name__}: {exc}"}
-            self.begin(run.conn)
-            _store.update_run(run.conn, run_id, metadata=run.metadata_json())
-        self.commit()
+                if block:
+                    run_id, root, environment = self.collected.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    run_id, root, environment = self.collected.get_nowait()
+            except queue.Empty:
+                break
+            self.collecting -= 1
+            run = self.runs.get(run_id)
+            if run is not None:
+                run.metadata["environment"] = environment
+            conn = self.store(root)
+            self.begin(conn)  # the run may have finished meanwhile: merge into what is stored
+            conn.execute("UPDATE runs SET metadata = json_set(metadata, '$.environment', json(?)) WHERE id = ?",
+                         (to_json(environment), run_id))
+            stored = True
+        if stored:
+            self.commit()
+
+    def _collect(self, run_id: str, root: str, facts: dict) -> None:
+        try:
+            environment = _environment.collect(facts, _store.run_dir(root, run_id))
+        except Exception as exc:  # metadata is a nicety: never let it break the run
+            environment = {"error": f"{type(exc).__name__}: {exc}"}
+        self.collected.put((run_id, root, environment))
 
     def crash_open_runs(self) -> None:
         """The manager is gone: mark every open run crashed (rows already committed stay)."""
@@ -376,7 +406,7 @@ def serve(index: int) -> None:
     stop = False
     try:
         while not stop:
-            ready = multiprocessing.connection.wait([rec, sentinel], timeout=1.0)
+            ready = multiprocessing.connection.wait([rec, sentinel], timeout=0.05 if worker.collecting else 1.0)
             messages = rec.read_available() if rec in ready else []
             for position, message in enumerate(messages):
                 if type(message) is WorkerStop:
@@ -386,11 +416,13 @@ def serve(index: int) -> None:
             if messages:
                 for reply in worker.handle_all(messages):
                     rsp.put(reply)
+            if messages or worker.collecting:
                 worker.run_deferred()
             if not stop and not messages and not manager_alive():
                 worker.crash_open_runs()
                 break
     finally:
+        worker.store_collected(block=True)  # a run that ended at once still gets its environment
         worker.close()
         rsp.close()
         rsp.join_thread()
