@@ -68,9 +68,6 @@ class _WrappedWrite:
         self.capture = capture
         self.splitter = LineSplitter()
         self.lock = threading.Lock()
-        own = getattr(stream, "__dict__", {})
-        self.had_own = "write" in own
-        self.previous = stream.write
 
         def write(text: Any) -> Any:
             written = self.previous(text)
@@ -84,12 +81,26 @@ class _WrappedWrite:
                     pass
             return written
 
-        stream.write = write  # raises where a stream takes no attributes (then nothing is captured)
+        self.function = write
+        self.install()
+
+    def installed(self) -> bool:
+        return getattr(self.stream, "__dict__", {}).get("write") is self.function
+
+    def install(self) -> None:
+        """Put the wrapper in place (again: IPython 9 restores its own ``write`` after each cell)."""
+        if self.installed():
+            return
+        self.had_own = "write" in getattr(self.stream, "__dict__", {})
+        self.previous = self.stream.write
+        self.stream.write = self.function  # raises where a stream takes no attributes
 
     def end(self) -> None:
         rest = self.splitter.rest()
         if rest is not None:
             self.capture.emit(self.name, [rest])
+        if not self.installed():  # someone else put their own write back since: leave it
+            return
         try:
             if self.had_own:
                 self.stream.write = self.previous
@@ -175,6 +186,14 @@ class Capture:
                 except Exception:
                     pass
             self._pumps = [_FdPump(1, "stdout", self), _FdPump(2, "stderr", self)]
+
+    def reinstall(self) -> None:
+        """Make sure the wrappers are in place (called before every notebook cell)."""
+        for wrapped in self._wrapped:
+            try:
+                wrapped.install()
+            except (AttributeError, TypeError):
+                pass
 
     def emit(self, stream: str, lines: List[str]) -> None:
         now = time.time()

@@ -170,5 +170,11 @@ def _hook_jupyter(client: Client) -> None:
             except Exception as exc:  # never break the kernel over logging
                 sys.stderr.write(f"mplogger: could not send rows after the cell: {exc}\n")
 
+    def before_cell(*_: Any) -> None:
+        capture = current().capture
+        if capture is not None:
+            capture.reinstall()  # IPython 9 puts its own stream write back after every cell
+
     ip.events.register("post_run_cell", after_cell)
+    ip.events.register("pre_run_cell", before_cell)
     _jupyter_hooked = True
