@@ -161,13 +161,15 @@ def test_ctrl_c_while_logging_leaves_the_run_usable_and_the_store_consistent(scr
         import json, os, signal, sys, threading, mplogger
         run = mplogger.init(dir=sys.argv[1])
         calls, interrupted = 0, []
-        stop = threading.Event()
+        stop, go = threading.Event(), threading.Event()
         def interrupter():
+            go.wait()  # only once the main thread is inside the try below
             while not stop.wait(0.002):
                 os.kill(os.getpid(), signal.SIGINT)
         threading.Thread(target=interrupter, daemon=True).start()
         while len(interrupted) < 300:
             try:
+                go.set()
                 while True:
                     calls += 1
                     run.log({"n": calls, "payload": "x" * 200})
