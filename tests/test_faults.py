@@ -161,22 +161,25 @@ def test_ctrl_c_while_logging_leaves_the_run_usable_and_the_store_consistent(scr
         import json, os, signal, sys, threading, mplogger
         run = mplogger.init(dir=sys.argv[1])
         calls, interrupted = 0, []
-        stop, go = threading.Event(), threading.Event()
+        stop, armed = threading.Event(), threading.Event()
         def interrupter():
-            go.wait()  # only once the main thread is inside the try below
-            while not stop.wait(0.002):
-                os.kill(os.getpid(), signal.SIGINT)
+            while not stop.is_set():
+                armed.wait()  # one interrupt per pass, only while the main thread is in the try
+                armed.clear()
+                if not stop.wait(0.002):
+                    os.kill(os.getpid(), signal.SIGINT)
         threading.Thread(target=interrupter, daemon=True).start()
         while len(interrupted) < 300:
             try:
-                go.set()
+                armed.set()
                 while True:
                     calls += 1
                     run.log({"n": calls, "payload": "x" * 200})
             except KeyboardInterrupt:
                 interrupted.append(calls)
-        stop.set()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        stop.set()
+        armed.set()
         run.finish()
         print("RESULT", json.dumps([run.id, calls, interrupted]), flush=True)
     """
