@@ -200,7 +200,11 @@ class Client:
                     try:
                         sender.flush()
                     except Exception as exc:
-                        self._run_errors.setdefault(sender.run_id, []).append(exc)
+                        # keep one error for the run's next call; what cannot be sent is dropped
+                        self._run_errors.setdefault(sender.run_id, [exc])
+                        if isinstance(exc, ManagerError):
+                            sender.lines.clear()
+                            del sender.rows[:]
 
     # --- ManagerStop [b,c] and ManagerPoll [d,e] -------------------------------------------
     def stop(self, exit_code: int) -> tuple:

@@ -12,7 +12,9 @@ as their final state), a newline ends it.
 
 from __future__ import annotations
 
+import codecs
 import os
+import select
 import sys
 import threading
 import time
@@ -30,31 +32,47 @@ def capturing() -> bool:
 CONSOLE_MODES = ("auto", "wrap", "redirect", "off")
 
 
+MAX_LINE = 1 << 20  # characters of one line kept; a longer line is cut with a note
+
+
 class LineSplitter:
     """Written text in, finished lines out; ``\\r`` makes the next text replace the line."""
 
     def __init__(self) -> None:
-        self.partial = ""
+        self.parts: List[str] = []  # the unfinished line, joined once it ends (no quadratic copies)
+        self.size = 0
         self.restart = False
+
+    def _add(self, part: str) -> None:
+        if self.restart:
+            self.parts, self.size, self.restart = [], 0, False
+        if self.size < MAX_LINE:
+            self.parts.append(part[: MAX_LINE - self.size])
+        self.size += len(part)
+
+    def _take(self) -> str:
+        line = "".join(self.parts)
+        if self.size > MAX_LINE:
+            line += f" [mplogger: line cut, {self.size - MAX_LINE} more characters]"
+        self.parts, self.size, self.restart = [], 0, False
+        return line
 
     def feed(self, text: str) -> List[str]:
         lines = []
         for index, piece in enumerate(text.split("\n")):
             if index:
-                lines.append(self.partial)
-                self.partial, self.restart = "", False
+                lines.append(self._take())
             for part_index, part in enumerate(piece.split("\r")):
                 if part_index:
                     self.restart = True
                 if part:
-                    self.partial = part if self.restart else self.partial + part
-                    self.restart = False
+                    self._add(part)
         return lines
 
     def rest(self) -> Optional[str]:
         """The unfinished last line, if any (at the end of capture)."""
-        partial, self.partial = self.partial, ""
-        return partial or None
+        line = self._take()
+        return line or None
 
 
 class _WrappedWrite:
@@ -129,36 +147,57 @@ class _FdPump:
         self.stream = stream
         self.capture = capture
         self.splitter = LineSplitter()
+        self.forwarding = True
         self.thread = threading.Thread(target=self._pump, name=f"mplogger-console-{stream}", daemon=True)
         self.thread.start()
 
+    def _forward(self, data: bytes) -> None:
+        """Copy to the original fd; if it fails (reader gone, EPIPE), stop forwarding but keep
+        draining, so the program's own writes never block on a pipe nobody empties."""
+        view = memoryview(data)
+        while view and self.forwarding:
+            try:
+                view = view[os.write(self.saved, view):]
+            except BlockingIOError:
+                select.select([], [self.saved], [], 0.1)
+            except OSError:
+                self.forwarding = False
+
     def _pump(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")  # characters split across reads
         while True:
             try:
                 data = os.read(self.read_end, 65536)
             except OSError:
                 break
-            if not data:
-                break
-            os.write(self.saved, data)
+            final = not data
+            if data:
+                self._forward(data)
             try:
-                lines = self.splitter.feed(data.decode("utf-8", "replace"))
+                lines = self.splitter.feed(decoder.decode(data, final))
                 if lines:
                     self.capture.emit(self.stream, lines)
             except Exception:
                 pass
-
-    def stop(self) -> None:
-        os.dup2(self.saved, self.fd)  # the writers' end closes: the pump reads to the end
-        self.thread.join(2.0)
+            if final:
+                break
         rest = self.splitter.rest()
         if rest is not None:
             self.capture.emit(self.stream, [rest])
-        for fd in (self.read_end, self.saved):
+        for fd in (self.read_end, self.saved):  # only the pump closes them, once it is done
             try:
                 os.close(fd)
             except OSError:
                 pass
+
+    def stop(self) -> None:
+        """Put the original fd back; the pump drains what is left and closes its own fds.
+
+        A child process still holding the pipe keeps the pump alive: it is left to finish
+        on its own (its fds are never closed under it, so they cannot be reused meanwhile).
+        """
+        os.dup2(self.saved, self.fd)
+        self.thread.join(2.0)
 
 
 class Capture:
@@ -173,8 +212,8 @@ class Capture:
         self._pumps: List[_FdPump] = []
         if mode == "wrap":
             for stream, name in ((sys.stdout, "stdout"), (sys.stderr, "stderr")):
-                if stream is None:
-                    continue
+                if stream is None or any(w.stream is stream for w in self._wrapped):
+                    continue  # sys.stdout = sys.stderr: one wrapper, or every line twice
                 try:
                     self._wrapped.append(_WrappedWrite(stream, name, self))
                 except (AttributeError, TypeError):

@@ -82,6 +82,7 @@ class _Route:
     index: int
     root: str
     finish_request: Optional[int] = None
+    counters: Optional[Dict[str, float]] = None
 
     @property
     def finishing(self) -> bool:
@@ -211,9 +212,14 @@ class Mux:
         if not self.sampler.available:
             return
         values = self.sampler.sample()
+        counters = self.sampler.counters()
         stamp = time.time()
         for run_id in open_runs:
-            self.rec_qs[self.routes[run_id].index].put(SystemSample(run_id, stamp, values))
+            route = self.routes[run_id]
+            if route.counters is None:  # disk and network I/O are counted from the run's first sample
+                route.counters = counters
+            since = {key: round(value - route.counters.get(key, value), 3) for key, value in counters.items()}
+            self.rec_qs[route.index].put(SystemSample(run_id, stamp, {**values, **since}))
 
     def paused(self) -> bool:
         rows, size = self.settings.inflight_rows, self.settings.inflight_bytes
@@ -231,6 +237,8 @@ class Mux:
         kind = type(message)
         if kind is LogBatch or kind is UpdateRun or kind is ConsoleLines:
             route = self.routes.get(message.run_id)
+            if kind is ConsoleLines and (route is None or route.finishing):
+                return  # output printed while the run was finishing: dropped, never an error
             if kind is not UpdateRun and message.origin and (route is None or route.finishing):
                 return  # a child logging after the parent finished the run: it sees the marker
             if route is None:

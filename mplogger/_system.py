@@ -9,6 +9,7 @@ missing only leaves its metrics out.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -41,8 +42,6 @@ class SystemSampler:
             except psutil.Error:
                 self._process = None
             psutil.cpu_percent(None)  # the first call only starts the measurement
-            self._disk0 = self._counters(psutil.disk_io_counters)
-            self._net0 = self._counters(psutil.net_io_counters)
         self._gpus = self._open_gpus()
 
     @property
@@ -68,6 +67,22 @@ class SystemSampler:
         except Exception:  # no driver, no GPU: no GPU metrics
             return []
 
+    def counters(self) -> Dict[str, float]:
+        """Disk and network totals now; each run reports them from its own start."""
+        out: Dict[str, float] = {}
+        psutil = self._psutil
+        if psutil is None:
+            return out
+        disk = self._counters(psutil.disk_io_counters)
+        if disk is not None:
+            out["system/disk.in"] = disk.read_bytes / _MB
+            out["system/disk.out"] = disk.write_bytes / _MB
+        net = self._counters(psutil.net_io_counters)
+        if net is not None:
+            out["system/network.sent"] = net.bytes_sent
+            out["system/network.recv"] = net.bytes_recv
+        return out
+
     def sample(self) -> Dict[str, Any]:
         values: Dict[str, Any] = {}
         psutil = self._psutil
@@ -78,21 +93,15 @@ class SystemSampler:
             values["system/memory.availableMB"] = round(memory.available / _MB, 1)
             if self._process is not None:
                 values.update(self._process_values(psutil))
-            disk = self._counters(psutil.disk_io_counters)
-            if disk is not None and self._disk0 is not None:
-                values["system/disk.in"] = round((disk.read_bytes - self._disk0.read_bytes) / _MB, 3)
-                values["system/disk.out"] = round((disk.write_bytes - self._disk0.write_bytes) / _MB, 3)
-            net = self._counters(psutil.net_io_counters)
-            if net is not None and self._net0 is not None:
-                values["system/network.sent"] = net.bytes_sent - self._net0.bytes_sent
-                values["system/network.recv"] = net.bytes_recv - self._net0.bytes_recv
         for index, handle in enumerate(self._gpus):
             values.update(self._gpu_values(index, handle))
         return values
 
     def _process_values(self, psutil: Any) -> Dict[str, Any]:
         try:
-            processes = [self._process] + self._process.children(recursive=True)
+            ours = {os.getpid()} | {p.pid for p in psutil.Process().children(recursive=True)}
+            processes = [self._process] + [p for p in self._process.children(recursive=True)
+                                           if p.pid not in ours]  # not mplogger's own processes
         except psutil.Error:
             return {}
         rss = 0

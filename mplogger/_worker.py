@@ -163,13 +163,17 @@ class Worker:
         elif kind is UpdateRun:
             self.update_run(message)
         elif kind is ConsoleLines:
-            run = self.open_run(message.run_id)
+            run = self.runs.get(message.run_id)
+            if run is None:
+                return  # printed while the run was finishing: output is never worth an error
             self.begin(run.conn)
+            lines = [(t, stream, line.encode("utf-8", "backslashreplace").decode("utf-8"))
+                     for t, stream, line in message.lines]  # lone surrogates stay readable
             run.conn.executemany("INSERT INTO output (run_id, timestamp, stream, line) VALUES (?, ?, ?, ?)",
-                                 [(run.run_id, t, stream, line) for t, stream, line in message.lines])
+                                 [(run.run_id, t, stream, line) for t, stream, line in lines])
             with open(os.path.join(_store.run_dir(run.root, run.run_id), "output.log"), "a",
                       encoding="utf-8", errors="backslashreplace") as log_file:
-                log_file.write("".join(line + "\n" for _, _, line in message.lines))
+                log_file.write("".join(line + "\n" for _, _, line in lines))
         elif kind is SystemSample:
             run = self.open_run(message.run_id)
             self.begin(run.conn)

@@ -119,3 +119,48 @@ def test_output_of_child_processes_logging_into_the_run_is_captured(root, method
     run.finish()
     lines = mplogger.Api(root).run(run.id).output()
     assert lines.count(f"printed by child {method}") == 1 and "printed by the parent" in lines
+
+
+def test_undecodable_output_is_stored_readably_and_never_fails_the_run(root):
+    run = mplogger.init(dir=root)
+    print("before")
+    print("skipping file data_\udcff.csv", file=sys.stderr)
+    print("after")
+    run.flush()
+    run.finish()
+    assert mplogger.Api(root).run(run.id).output() == ["before", "skipping file data_\\udcff.csv", "after"]
+
+
+def test_stdout_that_is_stderr_is_captured_once_and_unwrapped_after(root):
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        run = mplogger.init(dir=root)
+        print("one line")
+        run.finish()
+        assert "write" not in vars(sys.stderr)
+    finally:
+        sys.stdout = saved
+    assert mplogger.Api(root).run(run.id).output() == ["one line"]
+
+
+def test_redirect_when_the_terminal_reader_goes_away_does_not_hang(script, root, tmp_path):
+    """stdout piped into a reader that exits (like `| head`): no hang, the run is stored."""
+    body = """
+        import sys, mplogger
+        run = mplogger.init(dir=sys.argv[1])
+        try:
+            for i in range(200000):
+                print(f"line {i}")
+        except BrokenPipeError:
+            pass
+        run.finish()
+        sys.stderr.write("RUN " + run.id + "\\n")
+    """
+    path = script(body)
+    command = f"{sys.executable} {path} {root} | head -c 20 > /dev/null"
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120,
+                            env=script_env(MPLOGGER_CONSOLE="redirect"))
+    run_id = result.stderr.split("RUN ")[1].split()[0]
+    stored = mplogger.Api(root).run(run_id)
+    assert stored.state == "finished" and stored.output()[:2] == ["line 0", "line 1"]

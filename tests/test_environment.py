@@ -90,3 +90,23 @@ def test_without_psutil_a_one_time_note_says_how_to_get_it(script, root):
 def test_bad_system_interval():
     with pytest.raises(ValueError, match="system_interval"):
         mplogger.Settings(system_interval=-1)
+
+
+def test_io_counters_start_with_each_run_and_exclude_mplogger_processes(root):
+    pytest.importorskip("psutil")
+    from conftest import wait_for
+
+    first = mplogger.init(dir=root, settings={"system_interval": 0.1}, reinit="create_new")
+    wait_for(lambda: len(mplogger.Api(root).run(first.id).system_metrics()) >= 1, 30, "a first sample")
+    second = mplogger.init(dir=root, reinit="create_new")
+    wait_for(lambda: len(mplogger.Api(root).run(second.id).system_metrics()) >= 1, 30, "a sample of the second")
+    import psutil
+
+    client = mplogger._session.current().client
+    mplogger_tree = {client.process.pid, *client.worker_pids}
+    others = [p for p in psutil.Process().children() if p.pid not in mplogger_tree]
+    first.finish()
+    second.finish()
+    sample = mplogger.Api(root).run(second.id).system_metrics()[0]
+    assert sample["system/network.sent"] == 0 and sample["system/disk.in"] == 0  # counted from its start
+    assert sample["system/proc.count"] == 1 + len(others)  # the manager and its workers are not counted
