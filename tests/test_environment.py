@@ -92,21 +92,28 @@ def test_bad_system_interval():
         mplogger.Settings(system_interval=-1)
 
 
-def test_io_counters_start_with_each_run_and_exclude_mplogger_processes(root):
+def test_io_counters_start_with_each_run_and_exclude_mplogger_processes(script, root):
+    """In a script with no other children: a second run's I/O counters start at zero, and the
+    process count is the script alone (mplogger's manager and workers are not counted)."""
     pytest.importorskip("psutil")
-    from conftest import wait_for
-
-    first = mplogger.init(dir=root, settings={"system_interval": 0.1}, reinit="create_new")
-    wait_for(lambda: len(mplogger.Api(root).run(first.id).system_metrics()) >= 1, 30, "a first sample")
-    second = mplogger.init(dir=root, reinit="create_new")
-    wait_for(lambda: len(mplogger.Api(root).run(second.id).system_metrics()) >= 1, 30, "a sample of the second")
-    import psutil
-
-    client = mplogger._session.current().client
-    mplogger_tree = {client.process.pid, *client.worker_pids}
-    others = [p for p in psutil.Process().children() if p.pid not in mplogger_tree]
-    first.finish()
-    second.finish()
-    sample = mplogger.Api(root).run(second.id).system_metrics()[0]
-    assert sample["system/network.sent"] == 0 and sample["system/disk.in"] == 0  # counted from its start
-    assert sample["system/proc.count"] == 1 + len(others)  # the manager and its workers are not counted
+    body = """
+        import sys, time, mplogger
+        api = mplogger.Api(sys.argv[1])
+        def first_sample(run):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                samples = api.run(run.id).system_metrics() if api.runs() else []
+                if samples:
+                    return samples[0]
+                time.sleep(0.02)  # poll
+            raise SystemExit("no sample")
+        first = mplogger.init(dir=sys.argv[1], settings={"system_interval": 0.1}, reinit="create_new")
+        first_sample(first)
+        second = mplogger.init(dir=sys.argv[1], reinit="create_new")
+        sample = first_sample(second)
+        print("SAMPLE", sample["system/network.sent"], sample["system/disk.in"], sample["system/proc.count"])
+    """
+    result = run_script(script(body), root)
+    assert result.returncode == 0, result.stderr
+    sent, disk_in, count = result.stdout.split("SAMPLE ")[1].split()
+    assert float(sent) == 0 and float(disk_in) == 0 and int(count) == 1
