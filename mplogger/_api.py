@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 from mplogger import _store
 from mplogger._settings import resolve_root
 from mplogger._media import load_media
-from mplogger._values import from_json
+from mplogger._values import from_json, pick
 
 __all__ = ["Api", "StoredRun"]
 
@@ -68,18 +68,6 @@ class Api:
         return f"Api({self.root!r})"
 
 
-def _pick(values: Dict[str, Any], key: str) -> Any:
-    """``values[key]``, where a dotted key reaches into nested dicts."""
-    if key in values:
-        return values[key]
-    node: Any = values
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
 class StoredRun:
     """A run as stored: its fields, config, summary and history."""
 
@@ -129,7 +117,7 @@ class StoredRun:
                     values = self._load_media(values)
                 if keys is not None:
                     try:
-                        values = {key: _pick(values, key) for key in keys}
+                        values = {key: pick(values, key) for key in keys}
                     except KeyError:
                         continue
                 values["_step"] = step

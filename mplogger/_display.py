@@ -20,6 +20,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from mplogger._values import pick
+
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
@@ -235,14 +237,10 @@ def _number(value: Any) -> Optional[float]:
 
 def _pick(row: Mapping[str, Any], key: str) -> Any:
     """``row[key]``, where a dotted key reaches into nested dicts; None when absent."""
-    if key in row:
-        return row[key]
-    node: Any = row
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+    try:
+        return pick(row, key)
+    except KeyError:
+        return None
 
 
 def _numeric_keys(rows: Iterable[Mapping[str, Any]]) -> List[str]:

@@ -29,6 +29,7 @@ __all__ = [
     "to_json",
     "from_json",
     "jsonable",
+    "pick",
 ]
 
 SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
@@ -177,6 +178,18 @@ def _object_hook(obj: dict) -> Any:
     if obj.get("_type") == "float" and len(obj) == 2:
         return float(obj["value"])
     return obj
+
+
+def pick(values: Mapping[str, Any], key: str) -> Any:
+    """``values[key]``, where a dotted key reaches into nested dicts; KeyError when absent."""
+    if key in values:
+        return values[key]
+    node: Any = values
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
 
 
 def from_json(text: str) -> Any:
