@@ -97,6 +97,12 @@ class StoredRun:
         self.metadata: Dict[str, Any] = from_json(record["metadata"])
         self.dir = _store.run_dir(api.root, self.id)
 
+    @property
+    def duration(self) -> float:
+        """Seconds from start to finish (to the last stored write while it runs)."""
+        end = self.finished if self.finished is not None else self.updated
+        return max(0.0, end - self.created)
+
     def scan_history(self, keys: Optional[Sequence[str]] = None, page_size: int = 1000) -> Iterator[Dict[str, Any]]:
         """Every row in step order, read page by page (for large runs).
 

@@ -20,12 +20,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from mplogger._values import pick
+from mplogger._values import flatten, pick
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["run_html", "run_text", "plot_history", "flatten", "format_value"]
+__all__ = ["run_html", "run_text", "plot_history", "format_value"]
 
 MAX_VALUE_CHARS = 80
 MAX_TABLE_ROWS = 40
@@ -42,18 +42,6 @@ _MUTED = "opacity:.7"
 
 
 # --- values ----------------------------------------------------------------------------------
-def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested dicts as one level, with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``)."""
-    out: Dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
 def _truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 

@@ -30,6 +30,7 @@ __all__ = [
     "from_json",
     "jsonable",
     "pick",
+    "flatten",
 ]
 
 SCALAR_TYPES = frozenset({int, float, str, bool, type(None)})
@@ -224,3 +225,15 @@ def jsonable(value: Any) -> Any:
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         return jsonable(value.tolist())
     return repr(value)
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    """Nested dicts as one level, with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``)."""
+    out: Dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
