@@ -40,6 +40,7 @@ __all__ = [
     "Table",
     "alert",
     "define_metric",
+    "report",
     "save",
     "termerror",
     "termlog",
@@ -277,3 +278,24 @@ def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None)
     if isinstance(run, DisabledRun):
         return
     _active("alert").alert(title, text, level, wait_duration)
+
+
+def report(runs: Union[None, str, StoredRun, Sequence[Union[str, StoredRun]]] = None, output: str = "report.html",
+           *, dir: Optional[str] = None, project: Optional[str] = None, group: Optional[str] = None,
+           state: Union[str, Sequence[str], None] = None, tags: Union[str, Sequence[str], None] = None,
+           filters: Optional[Mapping[str, Any]] = None, title: Optional[str] = None,
+           max_points: int = 1000) -> str:
+    """Write one self-contained HTML report (a chart per metric, config and summary tables).
+
+    ``runs``: run ids or stored runs; without them, every run that ``project``, ``group``,
+    ``state``, ``tags`` and ``filters`` select (as ``Api().runs()``). Returns the file's path.
+    """
+    from mplogger._report import write_report
+
+    api = Api(dir)
+    if runs is None:
+        chosen = list(api.runs(project=project, group=group, state=state, tags=tags, filters=filters))
+    else:
+        items = [runs] if isinstance(runs, (str, StoredRun)) else list(runs)
+        chosen = [item if isinstance(item, StoredRun) else api.run(item) for item in items]
+    return write_report(chosen, output, title=title, max_points=max_points)

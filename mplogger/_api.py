@@ -1,21 +1,38 @@
 """Reading stored runs: ``Api().runs()``, ``Api().run(id)``, history and summaries.
 
-Readers only read: they open the SQLite store under the root and never write. Reading while
-runs are being written is safe (WAL mode): a reader sees every committed row.
+Readers only read: they open the SQLite store under the root and never write; the two
+maintenance calls, ``StoredRun.delete()`` and ``Api.doctor()``, go through :mod:`mplogger._admin`.
+Reading while runs are being written is safe (WAL mode): a reader sees every committed row.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import sqlite3
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
-from mplogger import _store
+from mplogger import _admin, _store
+from mplogger._admin import Finding
+from mplogger._filters import check_filters, matches
 from mplogger._settings import resolve_root
 from mplogger._media import load_media
-from mplogger._values import from_json, pick
+from mplogger._values import flatten, from_json, pick
 
-__all__ = ["Api", "StoredRun"]
+__all__ = ["Api", "Runs", "StoredRun", "STATES"]
+
+STATES = ("running", "finished", "failed", "crashed")
+
+
+def _as_list(name: str, value: Union[str, Sequence[str], None]) -> List[str]:
+    if value is None:
+        return []
+    values = [value] if isinstance(value, str) else list(value)
+    for item in values:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} must be a string or a list of strings, not {type(item).__name__} {item!r}")
+    return values
 
 
 class Api:
@@ -36,28 +53,74 @@ class Api:
         return self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone() is not None
 
-    def runs(self, project: Optional[str] = None, group: Optional[str] = None) -> List["StoredRun"]:
-        """Stored runs, newest first, optionally of one project and/or one group."""
+    def runs(self, project: Optional[str] = None, group: Optional[str] = None,
+             state: Union[str, Sequence[str], None] = None, tags: Union[str, Sequence[str], None] = None,
+             filters: Optional[Mapping[str, Any]] = None,
+             predicate: Optional[Callable[["StoredRun"], bool]] = None) -> "Runs":
+        """Stored runs, newest first, narrowed by every argument given.
+
+        ``project`` (``"entity/project"`` is read as the project), ``group``, ``state`` (one or a
+        list), ``tags`` (runs carrying all of them), ``filters`` (wandb-style, e.g.
+        ``{"summary.acc": {"$gt": 0.9}}``, see :mod:`mplogger._filters`) and ``predicate`` (a
+        function of the run, e.g. ``lambda r: r.config["lr"] < 0.01``).
+        """
+        if filters is not None:
+            check_filters(filters)
+        if predicate is not None and not callable(predicate):
+            raise TypeError(f"predicate must be a function of the run, not {type(predicate).__name__}")
+        states = _as_list("state", state)
+        unknown = sorted(set(states) - set(STATES))
+        if unknown:
+            raise ValueError(f"unknown state {unknown[0]!r}; states are {', '.join(STATES)}")
+        wanted_tags = _as_list("tags", tags)
         if not self._ready():
-            return []
-        query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
-        where = [(column, value) for column, value in (("project", project), ("run_group", group))
+            return Runs([])
+        if project is not None and "/" in project:
+            project = project.rsplit("/", 1)[1]
+        where = [(f"{column} = ?", (value,)) for column, value in (("project", project), ("run_group", group))
                  if value is not None]
+        if states:
+            where.append((f"state IN ({', '.join('?' * len(states))})", tuple(states)))
+        query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
         if where:
-            query += " WHERE " + " AND ".join(f"{column} = ?" for column, _ in where)
+            query += " WHERE " + " AND ".join(clause for clause, _ in where)
         query += " ORDER BY created DESC, id"
-        params = tuple(value for _, value in where)
-        return [StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)]
+        params = tuple(value for _, values in where for value in values)
+        found = (StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params))
+        return Runs(run for run in found
+                    if set(wanted_tags) <= set(run.tags)
+                    and (filters is None or matches(run, filters))
+                    and (predicate is None or predicate(run)))
 
     def run(self, run_id: str) -> "StoredRun":
-        """One stored run by id; KeyError names the closest ids when it is not there."""
+        """One stored run by id, a unique id prefix, or a wandb path ``entity/project/id``.
+
+        KeyError names the closest ids when there is no such run (or the prefix is ambiguous).
+        """
+        if not isinstance(run_id, str) or not run_id.strip("/"):
+            raise TypeError(f"run id must be a non-empty string, not {run_id!r}")
+        run_id = run_id.rstrip("/").rsplit("/", 1)[-1]
         record = _store.fetch_run(self.conn, run_id) if self._ready() else None
-        if record is None:
-            known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")] if self._ready() else []
-            close = [k for k in known if k.startswith(run_id[:3])][:5]
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"no run {run_id!r} in {self.root}{hint}")
-        return StoredRun(self, record)
+        if record is not None:
+            return StoredRun(self, record)
+        known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")] if self._ready() else []
+        prefixed = [k for k in known if k.startswith(run_id)]
+        if len(prefixed) == 1:
+            return self.run(prefixed[0])
+        if prefixed:
+            raise KeyError(f"run id prefix {run_id!r} is ambiguous in {self.root}: "
+                           f"{', '.join(prefixed[:8])}{' ...' if len(prefixed) > 8 else ''}")
+        close = list(dict.fromkeys(difflib.get_close_matches(run_id, known, n=5, cutoff=0.5)
+                                   + [k for k in known if k[:3] == run_id[:3]]))[:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise KeyError(f"no run {run_id!r} in {self.root}{hint}")
+
+    def doctor(self, repair: bool = True) -> List[Finding]:
+        """Check the store (SQLite integrity, counts, stuck runs); with ``repair``, fix what is safe.
+
+        A run left ``running`` whose process on this host is gone becomes ``crashed``.
+        """
+        return _admin.doctor(self.root, repair=repair)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -66,6 +129,30 @@ class Api:
 
     def __repr__(self) -> str:
         return f"Api({self.root!r})"
+
+
+class Runs(List["StoredRun"]):
+    """A list of stored runs that can become one table: ``Api().runs(...).to_pandas()``."""
+
+    def to_pandas(self) -> Any:
+        """A DataFrame, one row a run: its fields, then ``config.*`` and ``summary.*`` flattened."""
+        pd = _pandas("Runs.to_pandas()")
+        frame = pd.DataFrame([run._table_row() for run in self],
+                             columns=None if self else list(StoredRun._TABLE_FIELDS))
+        for column in ("created", "finished"):
+            frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
+        return frame
+
+    def __repr__(self) -> str:
+        return f"<Runs: {len(self)} runs>"
+
+
+def _pandas(what: str) -> Any:
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError(f"{what} needs pandas: pip install 'mplogger[pandas]'") from None
+    return pd
 
 
 class StoredRun:
@@ -93,6 +180,7 @@ class StoredRun:
         self.python: Optional[str] = record["python"]
         self.argv: List[str] = json.loads(record["argv"])
         self.rows: int = record["rows"]
+        self.last_step: Optional[int] = record["last_step"]
         self.entity: Optional[str] = record["entity"]
         self.metadata: Dict[str, Any] = from_json(record["metadata"])
         self.dir = _store.run_dir(api.root, self.id)
@@ -109,8 +197,25 @@ class StoredRun:
         With ``keys``, only rows that have every one of them, each with just those keys (dotted
         keys reach into nested dicts) plus ``_step``, ``_timestamp`` and ``_runtime``.
         """
+        return self._scan(keys, page_size, load_media=True)
+
+    def _scan(self, keys: Optional[Sequence[str]], page_size: int = 1000,
+              load_media: bool = True) -> Iterator[Dict[str, Any]]:
+        """:meth:`scan_history`; media stay as their stored references without ``load_media``."""
+        for _, values in self._rows_after(0, page_size, load_media):
+            if keys is not None:
+                try:
+                    picked = {key: pick(values, key) for key in keys}
+                except KeyError:
+                    continue
+                picked.update(_step=values["_step"], _timestamp=values["_timestamp"], _runtime=values["_runtime"])
+                values = picked
+            yield values
+
+    def _rows_after(self, after: int, page_size: int = 1000,
+                    load_media: bool = True) -> Iterator[Tuple[int, Dict[str, Any]]]:
+        """(seq, row) for every stored row after sequence number ``after``, in order."""
         conn = self._api.conn
-        after = 0
         while True:
             page = conn.execute(
                 "SELECT seq, step, timestamp, runtime, data FROM history "
@@ -119,17 +224,10 @@ class StoredRun:
             ).fetchall()
             for seq, step, timestamp, runtime, data in page:
                 values = from_json(data)
-                if '"_type"' in data:  # media references: objects (histogram, table) or file paths
+                if load_media and '"_type"' in data:  # media references: objects or file paths
                     values = self._load_media(values)
-                if keys is not None:
-                    try:
-                        values = {key: pick(values, key) for key in keys}
-                    except KeyError:
-                        continue
-                values["_step"] = step
-                values["_timestamp"] = timestamp
-                values["_runtime"] = runtime
-                yield values
+                values.update(_step=step, _timestamp=timestamp, _runtime=runtime)
+                yield seq, values
             if len(page) < page_size:
                 return
             after = page[-1][0]
@@ -156,13 +254,32 @@ class StoredRun:
         rows = list(self.scan_history(keys))
         if not pandas:
             return rows
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ImportError(
-                "history(pandas=True) needs pandas: pip install 'mplogger[pandas]'"
-            ) from None
-        return pd.DataFrame(rows)
+        return _pandas("history(pandas=True)").DataFrame(rows)
+
+    _TABLE_FIELDS = ("id", "name", "project", "group", "job_type", "state", "tags", "created",
+                     "finished", "duration", "rows", "host")
+
+    def _table_row(self) -> Dict[str, Any]:
+        """This run as one flat row: fields, ``config.*``, ``summary.*`` (for tables and CSV)."""
+        row: Dict[str, Any] = {field: getattr(self, field) for field in self._TABLE_FIELDS}
+        row["tags"] = list(self.tags)
+        row.update({f"config.{key}": value for key, value in flatten(self.config).items()})
+        row.update({f"summary.{key}": value for key, value in flatten(self.summary).items()})
+        return row
+
+    def delete(self, force: bool = False) -> Dict[str, int]:
+        """Delete this run from the store (record, rows, output, folder); counts of rows deleted.
+
+        A run still running in a live process on this host is refused unless ``force``.
+        """
+        return _admin.delete_run(self._api.root, self.id, force=force)
+
+    def files(self) -> List[str]:
+        """Paths (relative to the run's folder) of the files stored with the run."""
+        found = []
+        for folder, _, names in os.walk(self.dir):
+            found.extend(os.path.relpath(os.path.join(folder, name), self.dir) for name in names)
+        return sorted(found)
 
     def _last_row(self) -> Optional[Dict[str, Any]]:
         """The last stored row (with ``_step``, ``_timestamp``, ``_runtime``), or None."""

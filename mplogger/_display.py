@@ -25,7 +25,7 @@ from mplogger._values import flatten, pick
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["run_html", "run_text", "plot_history", "format_value"]
+__all__ = ["run_html", "run_text", "plot_history", "format_value", "format_time", "format_duration"]
 
 MAX_VALUE_CHARS = 80
 MAX_TABLE_ROWS = 40
@@ -77,14 +77,16 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _local_time(stamp: Any) -> Optional[str]:
+def format_time(stamp: Any) -> Optional[str]:
+    """A Unix time as local ``YYYY-MM-DD HH:MM:SS``; None when it is not a time."""
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(stamp)))
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
+    """Seconds as ``12.3 s``, ``4m 05s`` or ``2h 03m``."""
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -173,12 +175,12 @@ def run_html(view: Mapping[str, Any]) -> str:
     tags = view.get("tags")
     if tags:
         facts.append(("tags", _e(_truncate(", ".join(str(t) for t in tags)))))
-    created = _local_time(view.get("created"))
+    created = format_time(view.get("created"))
     if created:
         when = created
         finished = view.get("finished")
         if isinstance(finished, (int, float)) and isinstance(view.get("created"), (int, float)):
-            when += f" (ran {_duration(finished - view['created'])})"
+            when += f" (ran {format_duration(finished - view['created'])})"
         facts.append(("created", _e(when)))
     if view.get("rows") is not None:
         facts.append(("rows", _e(view["rows"])))

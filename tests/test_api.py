@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
@@ -63,3 +64,93 @@ def test_store_is_plain_sqlite_and_json(root):
     assert (acc, kind, nested) == (0.5, "float", 1)
     assert conn.execute("SELECT json_extract(config, '$.lr'), state FROM runs").fetchone() == (0.5, "finished")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _sweep(root):
+    made = {}
+    for name, lr, state, tags, project in (("a", 0.1, None, ["sweep"], "p"), ("b", 0.01, 1, ["sweep", "best"], "p"),
+                                          ("c", 0.001, None, [], "q")):
+        run = mplogger.init(dir=root, project=project, name=name, config={"lr": lr, "net": {"depth": 2}},
+                            tags=tags, reinit="create_new")
+        run.log({"acc": 1 - lr})
+        run.finish(exit_code=state)
+        made[name] = run
+    return made
+
+
+@pytest.mark.parametrize("query, names", [
+    (dict(), "cba"),
+    (dict(project="p"), "ba"),
+    (dict(project="someone/p"), "ba"),
+    (dict(state="failed"), "b"),
+    (dict(state=["failed", "finished"]), "cba"),
+    (dict(tags="sweep"), "ba"),
+    (dict(tags=["sweep", "best"]), "b"),
+    (dict(filters={"config.lr": {"$lt": 0.05}}), "cb"),
+    (dict(filters={"summary.acc": {"$gte": 0.95}, "config.net.depth": 2}), "cb"),
+    (dict(predicate=lambda run: run.config["lr"] > 0.005), "ba"),
+    (dict(project="p", predicate=lambda run: "best" in run.tags), "b"),
+])
+def test_runs_are_narrowed_by_every_argument(root, query, names):
+    _sweep(root)
+    assert "".join(run.name for run in mplogger.Api(root).runs(**query)) == names
+
+
+@pytest.mark.parametrize("query, error, message", [
+    (dict(state="done"), ValueError, "unknown state 'done'; states are running, finished, failed, crashed"),
+    (dict(tags=[1]), TypeError, "tags must be a string or a list of strings, not int 1"),
+    (dict(filters={"colour": 1}), ValueError, "unknown filter field 'colour'"),
+    (dict(predicate="lr>1"), TypeError, "predicate must be a function of the run, not str"),
+])
+def test_bad_run_queries_name_what_is_wrong(root, query, error, message):
+    _sweep(root)
+    with pytest.raises(error) as raised:
+        mplogger.Api(root).runs(**query)
+    assert message in str(raised.value)
+
+
+def test_runs_to_pandas_is_one_row_a_run_with_flat_config_and_summary(root):
+    pd = pytest.importorskip("pandas")
+    made = _sweep(root)
+    frame = mplogger.Api(root).runs(project="p").to_pandas()
+    assert list(frame["name"]) == ["b", "a"]
+    assert list(frame["config.lr"]) == [0.01, 0.1] and list(frame["config.net.depth"]) == [2, 2]
+    assert list(frame["summary.acc"]) == [0.99, 0.9]
+    assert list(frame["state"]) == ["failed", "finished"] and list(frame["id"]) == [made["b"].id, made["a"].id]
+    assert isinstance(frame["created"][0], pd.Timestamp) and frame["rows"].tolist() == [1, 1]
+    empty = mplogger.Api(root).runs(project="nope").to_pandas()
+    assert len(empty) == 0 and "config.lr" not in empty.columns and "state" in empty.columns
+
+
+def test_a_run_is_found_by_a_unique_prefix_or_a_wandb_path(root):
+    for run_id in ("abcd1111", "abcd2222"):
+        mplogger.init(dir=root, id=run_id, reinit="create_new").finish()
+    api = mplogger.Api(root)
+    assert api.run("abcd1").id == "abcd1111"
+    assert api.run("me/uncategorized/abcd2222").id == "abcd2222"
+    with pytest.raises(KeyError, match="run id prefix 'abcd' is ambiguous in .*: abcd2222, abcd1111"):
+        api.run("abcd")
+    with pytest.raises(TypeError, match="run id must be a non-empty string"):
+        api.run("")
+
+
+def test_delete_removes_the_run_its_rows_and_folder(root):
+    made = _sweep(root)
+    api = mplogger.Api(root)
+    stored = api.run(made["a"].id)
+    assert stored.delete() == {"history": 1, "output": 0, "system_metrics": 0, "alerts": 0}
+    assert {run.name for run in api.runs()} == {"b", "c"}
+    conn = sqlite3.connect(f"{root}/mplogger.db")
+    assert conn.execute("SELECT count(*) FROM history WHERE run_id = ?", (made["a"].id,)).fetchone() == (0,)
+    assert not os.path.exists(stored.dir)
+    with pytest.raises(KeyError):
+        stored.delete()
+
+
+def test_report_function_writes_the_selected_runs(root, tmp_path):
+    made = _sweep(root)
+    path = mplogger.report(project="p", dir=root, output=str(tmp_path / "r.html"))
+    text = open(path).read()
+    assert made["a"].id in text and made["b"].id in text and made["c"].id not in text
+    one = mplogger.report(made["c"].id, dir=root, output=str(tmp_path / "c.html"))
+    assert made["c"].id in open(one).read()

@@ -1,0 +1,212 @@
+"""Looking after a store: deleting runs and ``doctor`` (check, and repair what is safe to repair).
+
+These are the only writes outside the internal workers. Each is one ``BEGIN IMMEDIATE``
+transaction, so a store being written by a live run stays consistent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+from typing import Any, Dict, List, Optional
+
+import attrs
+
+from mplogger import _store
+
+__all__ = ["Finding", "delete_run", "doctor", "process_alive", "summary_line"]
+
+RUN_TABLES = ("history", "output", "system_metrics", "alerts")
+
+
+def process_alive(pid: Optional[int], since: float) -> bool:
+    """Whether process ``pid`` on this host is alive and older than ``since`` (not a reused pid)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    started = _process_start_time(pid)
+    if started is None:
+        return True
+    if started is False:
+        return False
+    return started <= since + 1.0
+
+
+def _process_start_time(pid: int) -> Any:
+    """Wall-clock start of ``pid`` from /proc; False for a zombie, None where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as system:
+            boot = next(float(line.split()[1]) for line in system if line.startswith(b"btime"))
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
+    if fields[0] == b"Z":
+        return False
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _transaction(root: str):
+    conn = _store.connect(root, create=False)
+    _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+    return conn
+
+
+def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
+    """Delete a run: its record, rows, output, metrics, alerts and folder. Returns counts deleted.
+
+    A run still ``running`` in a live process on this host is refused unless ``force``.
+    """
+    conn = _transaction(root)
+    try:
+        record = _store.fetch_run(conn, run_id)
+        if record is None:
+            raise KeyError(f"no run {run_id!r} in {root}")
+        if (not force and record["state"] == "running" and record["host"] == socket.gethostname()
+                and process_alive(record["pid"], record["created"])):
+            raise RuntimeError(
+                f"run {run_id} is still running (pid {record['pid']}); finish it first, "
+                "or delete it anyway with force")
+        counts = {table: conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)).rowcount
+                  for table in RUN_TABLES}
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    shutil.rmtree(_store.run_dir(root, run_id), ignore_errors=True)
+    return counts
+
+
+@attrs.frozen
+class Finding:
+    """One thing ``doctor`` checked: what it found, and whether it was repaired."""
+
+    check: str
+    ok: bool
+    detail: str
+    repaired: bool = False
+    run_id: Optional[str] = None
+
+
+def doctor(root: str, repair: bool = True) -> List[Finding]:
+    """Check a store; with ``repair``, mark runs whose process is gone ``crashed`` and fix counts."""
+    findings = [_integrity(root)]
+    if not findings[0].ok:
+        return findings
+    conn = _transaction(root)
+    try:
+        findings += _stuck_runs(conn, repair)
+        findings += _row_counts(conn, repair)
+        findings += _orphans(conn, repair)
+        conn.execute("COMMIT" if repair else "ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    findings += _stray_folders(root)
+    return findings
+
+
+def _integrity(root: str) -> Finding:
+    try:
+        conn = _store.connect(root, create=False)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return Finding("integrity", False, f"the database cannot be read: {exc}")
+    if problems != ["ok"]:
+        return Finding("integrity", False, "; ".join(problems[:10]))
+    if version is None:
+        return Finding("integrity", False, "no schema version: this is not an mplogger store")
+    return Finding("integrity", True, f"SQLite integrity check passed (schema {version[0]})")
+
+
+def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
+    """Runs still marked running: crashed when their process on this host is gone."""
+    host = socket.gethostname()
+    found = []
+    rows = conn.execute("SELECT id, host, pid, created, updated FROM runs WHERE state = 'running'")
+    for run_id, run_host, pid, created, updated in rows.fetchall():
+        if run_host != host:
+            found.append(Finding("running", True, f"running on host {run_host!r}; cannot check its "
+                                 "process from here", run_id=run_id))
+        elif process_alive(pid, created):
+            found.append(Finding("running", True, f"running, process {pid} alive", run_id=run_id))
+        else:
+            if repair:
+                conn.execute("UPDATE runs SET state = 'crashed', finished = ? WHERE id = ? AND state = 'running'",
+                             (updated, run_id))
+            found.append(Finding("running", False, f"marked running, but its process {pid} is gone"
+                                 + ("; marked crashed" if repair else ""), repair, run_id))
+    return found
+
+
+def _row_counts(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
+    """Runs whose row count or last step disagree with their stored history."""
+    found = []
+    rows = conn.execute(
+        "SELECT r.id, r.rows, r.last_step, count(h.seq), max(h.step), r.state FROM runs r "
+        "LEFT JOIN history h ON h.run_id = r.id GROUP BY r.id").fetchall()
+    for run_id, counted, last_step, stored, max_step, state in rows:
+        if state == "running" or (counted == stored and (stored == 0 or last_step == max_step)):
+            continue
+        if repair:
+            conn.execute("UPDATE runs SET rows = ?, last_step = ? WHERE id = ?", (stored, max_step, run_id))
+        found.append(Finding("rows", False, f"run says {counted} rows, history holds {stored}"
+                             + ("; corrected" if repair else ""), repair, run_id))
+    return found
+
+
+def _orphans(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
+    """Rows in run tables whose run record is gone (e.g. a delete interrupted by a crash)."""
+    found = []
+    for table in RUN_TABLES:
+        count = conn.execute(
+            f"SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)").fetchone()[0]
+        if count:
+            if repair:
+                conn.execute(f"DELETE FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)")
+            found.append(Finding("orphans", False, f"{count} {table} rows belong to no run"
+                                 + ("; deleted" if repair else ""), repair))
+    return found
+
+
+def _stray_folders(root: str) -> List[Finding]:
+    """Run folders with no run record (reported, never deleted: they may hold the user's files)."""
+    runs_dir = os.path.join(root, "runs")
+    if not os.path.isdir(runs_dir):
+        return []
+    conn = _store.connect(root, create=False)
+    try:
+        known = {row[0] for row in conn.execute("SELECT id FROM runs")}
+    finally:
+        conn.close()
+    return [Finding("folders", True, f"folder {os.path.join(runs_dir, name)} has no run record "
+                    "(left as it is)", run_id=name)
+            for name in sorted(os.listdir(runs_dir)) if name not in known]
+
+
+def summary_line(findings: List[Finding]) -> str:
+    """One line: how many problems, how many repaired."""
+    problems = [f for f in findings if not f.ok]
+    repaired = [f for f in problems if f.repaired]
+    if not problems:
+        return f"store is healthy ({len(findings)} checks)"
+    return f"{len(problems)} problem(s) found, {len(repaired)} repaired"
+

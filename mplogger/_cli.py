@@ -1,0 +1,393 @@
+"""The ``mplogger`` command (and ``python -m mplogger``): a thin mirror of :class:`mplogger.Api`.
+
+Each command is one function below; its docstring is its help text. Domain errors (an unknown
+run, a missing extra, a bad filter) end as one ``mplogger: error: ...`` line and exit status 1
+(``MPLOGGER_DEBUG=1`` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from mplogger._api import STATES, Api, Runs, StoredRun
+from mplogger._display import format_duration, format_time, format_value
+from mplogger._filters import parse_where
+from mplogger._progress import Progress
+from mplogger._values import flatten
+
+__all__ = ["main"]
+
+Command = Callable[[Api, argparse.Namespace], Optional[int]]
+_COMMANDS: Dict[str, Tuple[Command, Tuple[Tuple[tuple, dict], ...]]] = {}
+
+
+def _arg(*names: str, **options: Any) -> Tuple[tuple, dict]:
+    return names, options
+
+
+def command(*arguments: Tuple[tuple, dict]) -> Callable[[Command], Command]:
+    """Register a function as a command named after it, with these arguments."""
+    def register(function: Command) -> Command:
+        _COMMANDS[function.__name__.rstrip("_")] = (function, arguments)
+        return function
+    return register
+
+
+class CliError(Exception):
+    """A problem to tell the user in one line (no traceback)."""
+
+
+# --- arguments shared by commands -------------------------------------------------------------
+_JSON = _arg("--json", action="store_true", help="print JSON instead of text")
+_SELECT = (
+    _arg("--project", "-p", help="only runs of this project"),
+    _arg("--group", "-g", help="only runs of this group"),
+    _arg("--state", "-s", action="append", choices=STATES, help="only runs in this state (repeatable)"),
+    _arg("--tag", "-t", action="append", dest="tags", help="only runs with this tag (repeatable: all of them)"),
+    _arg("--where", "-w", action="append", default=[], metavar="KEY OP VALUE",
+         help="only runs where e.g. summary.acc>0.9 or config.opt=adam (ops: = != > >= < <= ~regex; repeatable)"),
+)
+_RUNS = _arg("runs", nargs="*", metavar="RUN", help="run ids or unique id prefixes (default: every run selected)")
+
+
+def _selected(api: Api, args: argparse.Namespace, require: bool = True) -> List[StoredRun]:
+    """The runs named on the command line, else those the selection options pick."""
+    if getattr(args, "runs", None):
+        return [_run(api, run_id) for run_id in args.runs]
+    runs = api.runs(project=args.project, group=args.group, state=args.state, tags=args.tags,
+                    filters=parse_where(args.where) or None)
+    if require and not runs:
+        raise CliError(f"no runs match in {api.root}")
+    return runs
+
+
+def _run(api: Api, run_id: str) -> StoredRun:
+    try:
+        return api.run(run_id)
+    except KeyError as exc:
+        raise CliError(exc.args[0]) from None
+
+
+# --- output helpers ---------------------------------------------------------------------------
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 40) -> str:
+    """Aligned text columns; long cells end in an ellipsis."""
+    cells = [[format_value(cell, width) if not isinstance(cell, str) else
+              (cell if len(cell) <= width else cell[: width - 1] + "\u2026") for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def _section(title: str, values: Mapping[str, Any]) -> str:
+    if not values:
+        return f"{title}: (none)"
+    flat = flatten(values)
+    width = max(len(key) for key in flat)
+    return "\n".join([f"{title}:"] + [f"  {key.ljust(width)}  {format_value(value, 200)}" for key, value in flat.items()])
+
+
+def _started(run: StoredRun) -> str:
+    return (format_time(run.created) or "?")[:16]
+
+
+def _steps(run: StoredRun) -> int:
+    return 0 if run.last_step is None else run.last_step + 1
+
+
+def _summary_columns(runs: Sequence[StoredRun], limit: int = 3) -> List[str]:
+    """The numeric summary keys most runs have (first seen first among equals)."""
+    counts: Dict[str, int] = {}
+    for run in runs:
+        for key, value in flatten(run.summary).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and not key.startswith("_"):
+                counts[key] = counts.get(key, 0) + 1
+    return sorted(counts, key=lambda key: -counts[key])[:limit]
+
+
+def _listing(run: StoredRun) -> Dict[str, Any]:
+    return {"id": run.id, "project": run.project, "name": run.name, "group": run.group,
+            "state": run.state, "tags": run.tags, "created": run.created, "finished": run.finished,
+            "duration": run.duration, "rows": run.rows, "steps": _steps(run), "summary": run.summary}
+
+
+# --- commands ---------------------------------------------------------------------------------
+@command(*_SELECT, _arg("--limit", "-n", type=int, help="at most this many runs (newest first)"), _JSON)
+def ls(api: Api, args: argparse.Namespace) -> None:
+    """List runs, newest first: id, project, name, state, start, duration, steps and summary values."""
+    runs = _selected(api, args, require=False)
+    if args.limit is not None:
+        runs = Runs(runs[: args.limit])
+    if args.json:
+        _print_json([_listing(run) for run in runs])
+        return
+    if not runs:
+        print(f"no runs in {api.root}", file=sys.stderr)
+        return
+    keys = _summary_columns(runs)
+    headers = ["id", "project", "name", "state", "started", "duration", "steps", *keys]
+    rows = []
+    for run in runs:
+        summary = flatten(run.summary)
+        rows.append([run.id, run.project, run.name, run.state, _started(run), format_duration(run.duration),
+                     str(_steps(run)), *[summary.get(key, "") for key in keys]])
+    print(_table(headers, rows, width=24))
+
+
+@command(_arg("run", metavar="RUN", help="run id or unique id prefix"), _JSON)
+def show(api: Api, args: argparse.Namespace) -> None:
+    """Show one run: its fields, config, summary, metadata and files."""
+    run = _run(api, args.run)
+    fields = {
+        "id": run.id, "name": run.name, "project": run.project, "group": run.group,
+        "job_type": run.job_type, "state": run.state, "exit_code": run.exit_code, "tags": run.tags,
+        "notes": run.notes, "started": format_time(run.created), "finished": format_time(run.finished),
+        "duration": format_duration(run.duration), "rows": run.rows, "steps": _steps(run),
+        "host": run.host, "pid": run.pid, "python": run.python, "command": " ".join(run.argv),
+        "dir": run.dir,
+    }
+    files = run.files()
+    if args.json:
+        _print_json({**_listing(run), "job_type": run.job_type, "notes": run.notes, "exit_code": run.exit_code,
+                     "host": run.host, "pid": run.pid, "argv": run.argv, "dir": run.dir,
+                     "config": run.config, "metadata": run.metadata, "files": files})
+        return
+    print(_section("run", {k: v for k, v in fields.items() if v not in (None, [], "")}))
+    for title, values in (("config", run.config), ("summary", run.summary), ("metadata", run.metadata)):
+        print()
+        print(_section(title, values))
+    print()
+    print("files:" + ("".join(f"\n  {name}" for name in files) if files else " (none)"))
+
+
+@command(_arg("run", metavar="RUN", help="run id or unique id prefix"),
+         _arg("--keys", "-k", help="comma-separated keys: only rows with all of them (dotted keys reach into dicts)"),
+         _arg("--format", "-f", default=None, choices=("csv", "jsonl", "parquet"),
+              help="file format (default: from the -o file's extension, else csv)"),
+         _arg("--output", "-o", help="file to write (default: standard output)"))
+def history(api: Api, args: argparse.Namespace) -> None:
+    """Export a run's rows, complete, as CSV, JSON Lines or Parquet."""
+    from mplogger._export import FORMATS, write_history
+
+    run = _run(api, args.run)
+    fmt = args.format
+    if fmt is None:
+        extension = os.path.splitext(args.output or "")[1].lstrip(".").lower()
+        fmt = extension if extension in FORMATS else "csv"
+    keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
+    with Progress(f"{run.id} rows", total=None if keys else run.rows,
+                  enabled=None if args.output else False) as progress:
+        count = write_history(run, args.output, fmt, keys, progress)
+    if args.output:
+        print(f"wrote {count} rows of run {run.id} to {args.output}", file=sys.stderr)
+
+
+@command(_arg("run", metavar="RUN", help="run id or unique id prefix"),
+         _arg("--keys", "-k", help="comma-separated keys to show (default: all)"),
+         _arg("-n", "--lines", type=int, default=10, help="rows already stored to show first (default 10)"),
+         _arg("--interval", type=float, default=0.5, help="seconds between looks at the store (default 0.5)"),
+         _arg("--json", action="store_true", help="print each row as one JSON line"))
+def tail(api: Api, args: argparse.Namespace) -> None:
+    """Follow a run's new rows as they are stored, until it ends (Ctrl-C to stop)."""
+    run = _run(api, args.run)
+    keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
+    stored = api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?", (run.id,)).fetchone()[0]
+    after = max(0, stored - max(0, args.lines))
+    print(f"following run {run.id} ({run.name}, {run.state}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        while True:
+            state = api.run(run.id).state
+            for seq, row in run._rows_after(after):
+                after = seq
+                _print_row(row, keys, args.json)
+            if state != "running":
+                print(f"run {run.id} is {state}", file=sys.stderr)
+                return
+            time.sleep(args.interval)  # poll: the store has no change notification across processes
+    except KeyboardInterrupt:
+        return
+
+
+def _print_row(row: Dict[str, Any], keys: Optional[Sequence[str]], as_json: bool) -> None:
+    flat = flatten({k: v for k, v in row.items() if not k.startswith("_")})
+    if keys is not None:
+        flat = {key: flat[key] for key in keys if key in flat}
+    if as_json:
+        print(json.dumps({"_step": row["_step"], "_runtime": row["_runtime"], **flat}, ensure_ascii=False,
+                         default=str), flush=True)
+    else:
+        values = "  ".join(f"{key}={format_value(value, 60)}" for key, value in flat.items())
+        print(f"step {row['_step']:>6}  {row['_runtime']:8.1f} s  {values}", flush=True)
+
+
+@command(_arg("runs", nargs="+", metavar="RUN", help="two or more run ids"),
+         _arg("--all", action="store_true", help="show every config key, not only those that differ"), _JSON)
+def compare(api: Api, args: argparse.Namespace) -> None:
+    """Compare runs: config keys that differ, and summaries side by side."""
+    runs = [_run(api, run_id) for run_id in args.runs]
+    configs = [flatten(run.config) for run in runs]
+    summaries = [flatten(run.summary) for run in runs]
+    missing = object()
+
+    def keys_of(tables: List[Dict[str, Any]], only_different: bool) -> List[str]:
+        keys = list(dict.fromkeys(key for table in tables for key in table))
+        if only_different:
+            keys = [k for k in keys if len({json.dumps(t.get(k, missing), default=repr) for t in tables}) > 1]
+        return keys
+
+    config_keys = keys_of(configs, not args.all)
+    summary_keys = keys_of(summaries, False)
+    if args.json:
+        _print_json({
+            "runs": [{"id": run.id, "name": run.name, "project": run.project, "state": run.state} for run in runs],
+            "config": {key: [c.get(key) for c in configs] for key in config_keys},
+            "config_same": len(keys_of(configs, False)) - len(keys_of(configs, True)),
+            "summary": {key: [s.get(key) for s in summaries] for key in summary_keys},
+        })
+        return
+    headers = ["key", *[f"{run.name} ({run.id})" for run in runs]]
+    same = len(keys_of(configs, False)) - len(keys_of(configs, True))
+    title = "config" if args.all else f"config: {len(config_keys)} keys differ, {same} the same"
+    print(title)
+    if config_keys:
+        print(_table(headers, [[key, *[c.get(key, "-") for c in configs]] for key in config_keys]))
+    print()
+    print("summary")
+    print(_table(headers, [[key, *[s.get(key, "-") for s in summaries]] for key in summary_keys])
+          if summary_keys else "(none)")
+
+
+@command(_RUNS, *_SELECT,
+         _arg("--output", "-o", default="report.html", help="HTML file to write (default report.html)"),
+         _arg("--title", help="the report's title"),
+         _arg("--max-points", type=int, default=1000, help="points per line in a chart (the data is downsampled)"))
+def report(api: Api, args: argparse.Namespace) -> None:
+    """Write one self-contained HTML report: a chart per metric, runs overlaid, config and summary tables."""
+    from mplogger._report import write_report
+
+    runs = _selected(api, args)
+    with Progress("report", total=sum(run.rows for run in runs)) as progress:
+        path = write_report(runs, args.output, title=args.title, max_points=args.max_points, progress=progress)
+    print(f"wrote a report of {len(runs)} run(s) to {path}", file=sys.stderr)
+
+
+@command(_arg("runs", nargs="+", metavar="RUN", help="run ids or unique id prefixes"),
+         _arg("--yes", "-y", action="store_true", help="do not ask for confirmation"),
+         _arg("--force", action="store_true", help="delete even a run whose process is still running"))
+def rm(api: Api, args: argparse.Namespace) -> None:
+    """Delete runs: their records, rows, output and folders. Asks first, unless --yes."""
+    runs = [_run(api, run_id) for run_id in args.runs]
+    for run in runs:
+        if not args.yes and not _confirm(f"delete run {run.id} {run.name!r} ({run.project}, {run.state}, "
+                                         f"{run.rows} rows)? [y/N] "):
+            print(f"kept {run.id}", file=sys.stderr)
+            continue
+        try:
+            run.delete(force=args.force)
+        except RuntimeError as exc:
+            raise CliError(f"{exc} (--force)") from None
+        print(f"deleted {run.id}", file=sys.stderr)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin or not sys.stdin.isatty():
+        raise CliError("not deleting without a confirmation: there is no terminal to ask; pass --yes")
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+@command(_arg("--dry-run", action="store_true", help="only check; change nothing"), _JSON)
+def doctor(api: Api, args: argparse.Namespace) -> int:
+    """Check a store (SQLite integrity, row counts, stray rows) and repair it: runs left running whose
+    process is gone are marked crashed. Exit status 1 when a problem remains."""
+    from mplogger._admin import summary_line
+
+    findings = api.doctor(repair=not args.dry_run)
+    if args.json:
+        _print_json([{"check": f.check, "ok": f.ok, "repaired": f.repaired, "run_id": f.run_id,
+                      "detail": f.detail} for f in findings])
+    else:
+        for finding in findings:
+            mark = "ok" if finding.ok else "fixed" if finding.repaired else "PROBLEM"
+            run = f"run {finding.run_id}: " if finding.run_id else ""
+            print(f"{mark:<8} {finding.check:<10} {run}{finding.detail}")
+        print(summary_line(findings))
+    return 0 if all(f.ok or f.repaired for f in findings) else 1
+
+
+@command(_arg("--to", required=True, choices=("tensorboard", "mlflow"), help="the engine to export to"),
+         _RUNS, *_SELECT,
+         _arg("--output", "-o", help="tensorboard: the log folder to write runs into"),
+         _arg("--tracking-uri", help="mlflow: the tracking URI (default: MLflow's own, e.g. MLFLOW_TRACKING_URI)"),
+         _arg("--experiment", help="mlflow: the experiment name (default: each run's project)"))
+def export(api: Api, args: argparse.Namespace) -> None:
+    """Export runs to TensorBoard event files or an MLflow tracking store."""
+    from mplogger import _engines
+
+    runs = _selected(api, args)
+    with Progress(f"export to {args.to}", total=sum(run.rows for run in runs)) as progress:
+        if args.to == "tensorboard":
+            if not args.output:
+                raise CliError("export --to tensorboard needs -o DIR, the folder TensorBoard will read (--logdir)")
+            targets = _engines.export_tensorboard(runs, args.output, progress=progress)
+            hint = f"view with: tensorboard --logdir {args.output}"
+        else:
+            targets = _engines.export_mlflow(runs, tracking_uri=args.tracking_uri, experiment=args.experiment,
+                                             progress=progress)
+            hint = "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else "")
+    for run, target in zip(runs, targets):
+        print(f"{run.id} -> {target}")
+    print(hint, file=sys.stderr)
+
+
+# --- entry point ------------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    """The ``mplogger`` argument parser, one sub-command per registered command."""
+    top = argparse.ArgumentParser(
+        prog="mplogger", description="Look at, export and look after runs stored by mplogger (no server: "
+        "this reads the SQLite store directly).")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (function, arguments) in _COMMANDS.items():
+        doc = " ".join((function.__doc__ or "").split())
+        sub = commands.add_parser(name, help=doc.split(". ")[0].rstrip("."), description=doc)
+        sub.add_argument("--dir", "-d", help="the store's root folder (default: $MPLOGGER_DIR, else ./mplogger)")
+        for names, options in arguments:
+            sub.add_argument(*names, **options)
+        sub.set_defaults(function=function)
+    return top
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run one command; returns the exit status."""
+    args = parser().parse_args(argv)
+    api = Api(args.dir)
+    try:
+        return args.function(api, args) or 0
+    except (CliError, KeyError, ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
+        if os.environ.get("MPLOGGER_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"mplogger: error: {message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `mplogger history RUN | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keep interpreter shutdown from failing)
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        api.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

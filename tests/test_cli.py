@@ -1,0 +1,476 @@
+"""The ``mplogger`` command, run as users run it: the installed console script, in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import pty
+import queue
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import List
+
+import pytest
+
+import mplogger
+from mplogger import _cli
+
+from conftest import script_env, wait_for
+
+SCRIPT = Path(sys.executable).parent / "mplogger"
+
+
+def cli(root: str, *args: str, timeout: float = 60, **popen: object) -> subprocess.CompletedProcess:
+    """The console script with ``--dir root``; a hang fails the test."""
+    assert SCRIPT.exists(), f"the console script is not installed next to {sys.executable}"
+    return subprocess.run([str(SCRIPT), *args, "--dir", root], capture_output=True, text=True,
+                          timeout=timeout, env=script_env(), **popen)
+
+
+def make_runs(root: str) -> List[mplogger.Run]:
+    """Three finished runs: two of a sweep in project 'vision', one in 'text'."""
+    made = []
+    for name, project, lr, tags in (("a", "vision", 0.1, ["sweep"]), ("b", "vision", 0.01, ["sweep", "best"]),
+                                    ("c", "text", 0.01, [])):
+        run = mplogger.init(dir=root, project=project, name=name, group="g1" if project == "vision" else None,
+                            config={"lr": lr, "model": {"depth": 4}}, tags=tags)
+        for step in range(30):
+            run.log({"loss": 1.0 / (step + 1) / lr, "acc": step / 30, "opt": {"lr": lr}})
+        run.finish()
+        made.append(run)
+    return made
+
+
+@pytest.fixture
+def runs(root):
+    return make_runs(root)
+
+
+# --- entry points and help ---------------------------------------------------------------------
+def test_every_command_has_its_docstring_as_help(root):
+    top = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True, timeout=30)
+    assert top.returncode == 0
+    for name, (function, _) in _cli._COMMANDS.items():
+        assert name in top.stdout
+        sub = cli(root, name, "--help")
+        assert sub.returncode == 0, sub.stderr
+        first_words = " ".join(function.__doc__.split())[:40]
+        assert first_words in " ".join(sub.stdout.split()), (name, sub.stdout)
+    assert set(_cli._COMMANDS) == {"ls", "show", "history", "tail", "compare", "report", "rm", "doctor", "export"}
+
+
+def test_python_dash_m_is_the_same_command(root, runs):
+    result = subprocess.run([sys.executable, "-m", "mplogger", "ls", "--json", "--dir", root],
+                            capture_output=True, text=True, timeout=60, env=script_env())
+    assert result.returncode == 0, result.stderr
+    assert {r["id"] for r in json.loads(result.stdout)} == {r.id for r in runs}
+
+
+def test_a_missing_store_is_one_clear_line(tmp_path):
+    result = cli(str(tmp_path / "nothing"), "ls")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"mplogger: error: no mplogger store at {str(tmp_path / 'nothing')!r} (no mplogger.db there)"
+
+
+# --- ls ------------------------------------------------------------------------------------------
+def test_ls_lists_runs_newest_first_with_summary_columns(root, runs):
+    result = cli(root, "ls")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["id", "project", "name", "state", "started", "duration", "steps", "loss", "acc", "opt.lr"]
+    assert [line.split()[0] for line in lines[1:]] == [r.id for r in reversed(runs)]
+    assert all(" finished " in line and " 30 " in line for line in lines[1:])
+
+
+@pytest.mark.parametrize("options, names", [
+    (["--project", "vision"], {"a", "b"}),
+    (["--group", "g1", "--tag", "best"], {"b"}),
+    (["--tag", "sweep"], {"a", "b"}),
+    (["--where", "config.lr<0.05"], {"b", "c"}),
+    (["--where", "config.lr=0.01", "--where", "project=text"], {"c"}),
+    (["--where", "name~^[ab]$"], {"a", "b"}),
+    (["--where", "summary.acc>=0.9", "-p", "vision"], {"a", "b"}),
+    (["--state", "crashed"], set()),
+])
+def test_ls_selects_runs(root, runs, options, names):
+    result = cli(root, "ls", "--json", *options)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert {r["name"] for r in listed} == names
+    for entry in listed:
+        assert entry["state"] == "finished" and entry["rows"] == 30 and entry["steps"] == 30
+
+
+@pytest.mark.parametrize("where, message", [
+    ("colour=red", "unknown filter field 'colour'"),
+    ("summary.acc", "cannot read --where 'summary.acc'"),
+])
+def test_ls_bad_where_is_a_clear_error(root, runs, where, message):
+    result = cli(root, "ls", "--where", where)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mplogger: error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- show, compare -------------------------------------------------------------------------------
+def test_show_prints_fields_config_summary_metadata_and_files(root, runs):
+    run = runs[1]
+    wait_for(lambda: "requirements.txt" in mplogger.Api(root).run(run.id).files(), 30, "the run's environment")
+    result = cli(root, "show", run.id[:5])
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    for expected in (f"id         {run.id}", "name       b", "state      finished", "tags       [sweep, best]",
+                     "config:", "  lr           0.01", "  model.depth  4", "summary:", "metadata:",
+                     "files:", "requirements.txt"):
+        assert expected in text, (expected, text)
+    data = json.loads(cli(root, "show", run.id, "--json").stdout)
+    assert data["config"] == {"lr": 0.01, "model": {"depth": 4}}
+    assert data["summary"]["acc"] == 29 / 30 and data["summary"]["opt"] == {"lr": 0.01}
+    assert "requirements.txt" in data["files"]
+
+
+def test_an_unknown_run_names_the_closest_ids(root, runs):
+    near = runs[0].id[:-1] + ("x" if runs[0].id[-1] != "x" else "y")
+    result = cli(root, "show", near)
+    assert result.returncode == 1
+    assert f"no run {near!r}" in result.stderr and runs[0].id in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_compare_shows_config_differences_and_summaries_side_by_side(root, runs):
+    a, b = runs[0], runs[1]
+    result = cli(root, "compare", a.id, b.id)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "config: 1 keys differ, 1 the same"
+    assert lines[2].split() == ["lr", "0.1", "0.01"]
+    assert not any(line.startswith("model.depth") for line in lines[:lines.index("summary")])
+    assert any(line.split() == ["acc", "0.966667", "0.966667"] for line in lines)
+    data = json.loads(cli(root, "compare", a.id, b.id, "--json").stdout)
+    assert data["config"] == {"lr": [0.1, 0.01]} and data["config_same"] == 1
+    assert data["summary"]["loss"] == [pytest.approx(1 / 30 / 0.1), pytest.approx(1 / 30 / 0.01)]
+
+
+# --- history -------------------------------------------------------------------------------------
+@pytest.fixture
+def odd_run(root):
+    """Rows with nested keys, NaN, infinities, a string and a key that comes and goes."""
+    run = mplogger.init(dir=root, project="odd")
+    for step in range(2000):
+        row = {"loss": float("nan") if step == 3 else step * 0.5, "nested": {"x": step, "y": -step}}
+        if step % 2:
+            row["sometimes"] = "odd"
+        if step == 5:
+            row["big"] = float("inf")
+        run.log(row)
+    run.finish()
+    return run
+
+
+def test_history_csv_is_complete_and_reads_back(root, odd_run, tmp_path):
+    out = tmp_path / "h.csv"
+    result = cli(root, "history", odd_run.id, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote 2000 rows of run {odd_run.id}" in result.stderr
+    with open(out, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0])[:3] == ["_step", "_runtime", "_timestamp"]
+    assert set(rows[0]) == {"_step", "_runtime", "_timestamp", "loss", "nested.x", "nested.y", "sometimes", "big"}
+    assert [int(r["_step"]) for r in rows] == list(range(2000))
+    assert [int(r["nested.x"]) for r in rows] == list(range(2000))
+    assert math.isnan(float(rows[3]["loss"])) and float(rows[5]["big"]) == math.inf and rows[4]["big"] == ""
+    assert [r["sometimes"] for r in rows[:4]] == ["", "odd", "", "odd"]
+
+
+def test_history_jsonl_to_stdout_keeps_nesting_and_non_finite_values(root, odd_run):
+    result = cli(root, "history", odd_run.id, "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 2000
+    assert rows[7] == {"_step": 7, "_runtime": rows[7]["_runtime"], "_timestamp": rows[7]["_timestamp"],
+                       "loss": 3.5, "nested": {"x": 7, "y": -7}, "sometimes": "odd"}
+    assert math.isnan(rows[3]["loss"]) and rows[5]["big"] == math.inf
+
+
+def test_history_keys_keep_only_rows_with_them(root, odd_run):
+    result = cli(root, "history", odd_run.id, "--keys", "sometimes,nested.x", "-f", "jsonl")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["nested.x"] for r in rows] == list(range(1, 2000, 2))
+
+
+def test_history_parquet_reads_back_with_pandas(root, odd_run, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "h.parquet"
+    result = cli(root, "history", odd_run.id, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_parquet(out)
+    assert len(frame) == 2000 and list(frame.columns[:3]) == ["_step", "_runtime", "_timestamp"]
+    assert frame["nested.y"].tolist() == [-s for s in range(2000)]
+    assert math.isnan(frame["loss"][3]) and frame["big"][5] == math.inf
+
+
+def test_parquet_to_stdout_is_refused(root, odd_run):
+    result = cli(root, "history", odd_run.id, "--format", "parquet")
+    assert result.returncode == 1 and "give a file to write it to (-o FILE)" in result.stderr
+
+
+def test_a_closed_pipe_ends_history_quietly(root, odd_run):
+    result = subprocess.run(f"'{SCRIPT}' history {odd_run.id} --dir '{root}' | head -n 2", shell=True,
+                            capture_output=True, text=True, timeout=60, env=script_env())
+    assert result.stdout.splitlines()[0].startswith("_step,")
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+
+
+# --- tail ----------------------------------------------------------------------------------------
+LIVE = """
+    import os, sys, time, mplogger
+    root, go = sys.argv[1], sys.argv[2]
+    run = mplogger.init(dir=root, project="live")
+    print(run.id, flush=True)
+    for step in range(5):
+        run.log({"loss": step})
+    run.flush()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for step in range(5, 10):
+        run.log({"loss": step})
+    run.finish()
+"""
+
+
+class Lines:
+    """A process's output lines, read by a thread, waited on with a bound."""
+
+    def __init__(self, stream) -> None:
+        self.lines: "queue.Queue[str]" = queue.Queue()
+        self.seen: List[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def until(self, predicate, timeout: float = 30) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line matched within {timeout} s; saw {self.seen}") from None
+            self.seen.append(line)
+            if predicate(line):
+                return line
+
+
+def _start_live(script, root, tmp_path):
+    go = tmp_path / "go"
+    live = subprocess.Popen([sys.executable, str(script(LIVE)), root, str(go)], stdout=subprocess.PIPE,
+                            text=True, env=script_env())
+    run_id = live.stdout.readline().strip()
+    assert run_id, "the live script did not start a run"
+    wait_for(lambda: mplogger.Api(root).run(run_id).rows >= 0 and
+             len(mplogger.Api(root).run(run_id).history()) == 5, 30, "the first five rows")
+    return live, run_id, go
+
+
+def test_tail_follows_a_live_run_until_it_finishes(script, root, tmp_path):
+    live, run_id, go = _start_live(script, root, tmp_path)
+    tail = subprocess.Popen([str(SCRIPT), "tail", run_id, "--dir", root, "--interval", "0.05"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env())
+    try:
+        out = Lines(tail.stdout)
+        out.until(lambda line: line.startswith("step      4"))
+        go.touch()
+        out.until(lambda line: line.startswith("step      9"))
+        assert tail.wait(30) == 0
+        steps = [int(line.split()[1]) for line in out.seen]
+        assert steps == list(range(10))
+        assert "loss=9" in out.seen[-1]
+        assert f"run {run_id} is finished" in tail.stderr.read()
+    finally:
+        for proc in (tail, live):
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_stops_tail_cleanly(script, root, tmp_path):
+    live, run_id, go = _start_live(script, root, tmp_path)
+    tail = subprocess.Popen([str(SCRIPT), "tail", run_id, "--dir", root, "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=script_env())
+    try:
+        out = Lines(tail.stdout)
+        last = out.until(lambda line: json.loads(line)["_step"] == 4)
+        assert json.loads(last) == {"_step": 4, "_runtime": json.loads(last)["_runtime"], "loss": 4}
+        tail.send_signal(signal.SIGINT)
+        assert tail.wait(30) == 0
+        assert "Traceback" not in tail.stderr.read()
+        assert mplogger.Api(root).run(run_id).state == "running"
+    finally:
+        go.touch()
+        assert live.wait(60) == 0
+        tail.kill()
+        tail.wait()
+    assert mplogger.Api(root).run(run_id).state == "finished"
+
+
+# --- rm ------------------------------------------------------------------------------------------
+def _stored_everywhere(root: str, run_id: str) -> dict:
+    conn = sqlite3.connect(os.path.join(root, "mplogger.db"))
+    try:
+        return {table: conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (run_id,)).fetchone()[0]
+                for table, column in (("runs", "id"), ("history", "run_id"), ("output", "run_id"))}
+    finally:
+        conn.close()
+
+
+def test_rm_without_a_terminal_needs_yes(root, runs):
+    run = runs[0]
+    result = cli(root, "rm", run.id, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1 and "pass --yes" in result.stderr
+    assert _stored_everywhere(root, run.id)["history"] == 30
+    result = cli(root, "rm", run.id, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert _stored_everywhere(root, run.id) == {"runs": 0, "history": 0, "output": 0}
+    assert not os.path.exists(run.dir)
+    assert {r.id for r in mplogger.Api(root).runs()} == {runs[1].id, runs[2].id}
+
+
+@pytest.mark.parametrize("answer, deleted", [(b"y\n", True), (b"n\n", False), (b"\n", False)])
+def test_rm_asks_on_a_terminal(root, runs, answer, deleted):
+    run = runs[2]
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(SCRIPT), "rm", run.id, "--dir", root], stdin=follower,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=script_env())
+        os.write(leader, answer)
+        assert proc.wait(60) == 0
+        assert f"delete run {run.id} 'c' (text, finished, 30 rows)? [y/N]" in proc.stdout.read().decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert (_stored_everywhere(root, run.id)["runs"] == 0) == deleted
+
+
+def test_rm_refuses_a_live_run_unless_forced(script, root, tmp_path):
+    live, run_id, go = _start_live(script, root, tmp_path)
+    try:
+        result = cli(root, "rm", run_id, "--yes")
+        assert result.returncode == 1 and "is still running" in result.stderr and "--force" in result.stderr
+        assert _stored_everywhere(root, run_id)["runs"] == 1
+    finally:
+        go.touch()
+        assert live.wait(60) == 0
+
+
+# --- doctor --------------------------------------------------------------------------------------
+ALL_KILLED = """
+    import os, signal, sys, mplogger
+    run = mplogger.init(dir=sys.argv[1], project="doomed")
+    for step in range(100):
+        run.log({"loss": step})
+    run.flush()
+    print(run.id, flush=True)
+    client = mplogger._session.current().client
+    ours = [client.process.pid, *client.worker_pids]
+    for pid in ours:  # stopped first, so none of them can mark the run before all are gone
+        os.kill(pid, signal.SIGSTOP)
+    for pid in ours:
+        os.kill(pid, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_doctor_marks_runs_left_running_by_killed_processes_crashed(script, root, runs):
+    proc = subprocess.run([sys.executable, str(script(ALL_KILLED)), root], capture_output=True, text=True,
+                          timeout=60, env=script_env())
+    assert proc.returncode == -signal.SIGKILL
+    run_id = proc.stdout.strip()
+    assert mplogger.Api(root).run(run_id).state == "running"
+
+    dry = cli(root, "doctor", "--dry-run")
+    assert dry.returncode == 1
+    assert f"PROBLEM  running    run {run_id}: marked running, but its process" in dry.stdout
+    assert mplogger.Api(root).run(run_id).state == "running"
+
+    fixed = cli(root, "doctor")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "marked crashed" in fixed.stdout
+    stored = mplogger.Api(root).run(run_id)
+    assert stored.state == "crashed"
+    assert [r["loss"] for r in stored.history()] == list(range(100))
+    assert stored.rows == 100 and stored.last_step == 99
+    assert [f for f in json.loads(cli(root, "doctor", "--json").stdout) if not f["ok"]] == []
+
+
+def test_doctor_reports_a_damaged_database(root, runs):
+    mplogger.teardown()
+    path = os.path.join(root, "mplogger.db")
+    with open(path, "r+b") as db:
+        db.seek(4096)
+        db.write(b"\xff" * 8192)
+    result = cli(root, "doctor")
+    assert result.returncode == 1
+    assert "PROBLEM  integrity" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# --- report and export ---------------------------------------------------------------------------
+def test_report_writes_one_html_file_of_the_selected_runs(root, runs, tmp_path):
+    out = tmp_path / "report.html"
+    result = cli(root, "report", "--project", "vision", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert text.lstrip().lower().startswith("<!doctype html")
+    assert runs[0].id in text and runs[1].id in text and runs[2].id not in text
+    assert "<svg" in text and "loss" in text
+    assert f"wrote a report of 2 run(s) to {out}" in result.stderr
+
+
+def test_report_of_nothing_is_a_clear_error(root, runs, tmp_path):
+    result = cli(root, "report", "--project", "nope", "-o", str(tmp_path / "r.html"))
+    assert result.returncode == 1 and "no runs match" in result.stderr
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_export_to_tensorboard_needs_an_output_folder(root, runs):
+    result = cli(root, "export", "--to", "tensorboard", runs[0].id)
+    assert result.returncode == 1 and "needs -o DIR" in result.stderr
+
+
+def test_export_to_tensorboard_reads_back_in_tensorboard(root, runs, tmp_path):
+    pytest.importorskip("tensorboardX")
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "tb"
+    result = cli(root, "export", "--to", "tensorboard", runs[0].id, runs[1].id, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    targets = dict(line.split(" -> ") for line in result.stdout.splitlines())
+    assert set(targets) == {runs[0].id, runs[1].id}
+    for run in runs[:2]:
+        events = accumulator.EventAccumulator(targets[run.id])
+        events.Reload()
+        scalars = events.Scalars("loss")
+        assert [s.step for s in scalars] == list(range(30))
+        assert [s.value for s in scalars] == pytest.approx([1.0 / (i + 1) / run.config["lr"] for i in range(30)])
+
+
+def test_export_to_mlflow_reads_back_in_mlflow(root, runs, tmp_path):
+    tracking = pytest.importorskip("mlflow.tracking")
+    uri = (tmp_path / "mlruns").as_uri()
+    result = cli(root, "export", "--to", "mlflow", "--project", "vision", "--tracking-uri", uri, timeout=180)
+    assert result.returncode == 0, result.stderr
+    targets = dict(line.split(" -> ") for line in result.stdout.splitlines())
+    client = tracking.MlflowClient(uri)
+    for run in runs[:2]:
+        exported = client.get_run(targets[run.id])
+        assert exported.data.params["lr"] == str(run.config["lr"])
+        history = client.get_metric_history(targets[run.id], "loss")
+        assert [m.step for m in history] == list(range(30))
+        assert [m.value for m in history] == pytest.approx([1.0 / (i + 1) / run.config["lr"] for i in range(30)])
+
