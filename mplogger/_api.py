@@ -201,8 +201,13 @@ class StoredRun:
 
     def _scan(self, keys: Optional[Sequence[str]], page_size: int = 1000,
               load_media: bool = True) -> Iterator[Dict[str, Any]]:
-        """:meth:`scan_history`; media stay as their stored references without ``load_media``."""
-        for _, values in self._rows_after(0, page_size, load_media):
+        """:meth:`scan_history`; media stay as their stored references without ``load_media``.
+
+        The rows stored when it starts, and no more: a run being written cannot keep it going.
+        """
+        last = self._api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?",
+                                      (self.id,)).fetchone()[0]
+        for _, values in self._rows_after(0, page_size, load_media, until=last):
             if keys is not None:
                 try:
                     picked = {key: pick(values, key) for key in keys}
@@ -212,15 +217,15 @@ class StoredRun:
                 values = picked
             yield values
 
-    def _rows_after(self, after: int, page_size: int = 1000,
-                    load_media: bool = True) -> Iterator[Tuple[int, Dict[str, Any]]]:
-        """(seq, row) for every stored row after sequence number ``after``, in order."""
+    def _rows_after(self, after: int, page_size: int = 1000, load_media: bool = True,
+                    until: Optional[int] = None) -> Iterator[Tuple[int, Dict[str, Any]]]:
+        """(seq, row) for every stored row after sequence number ``after`` (up to ``until``), in order."""
         conn = self._api.conn
         while True:
             page = conn.execute(
                 "SELECT seq, step, timestamp, runtime, data FROM history "
-                "WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (self.id, after, page_size),
+                "WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+                (self.id, after, until if until is not None else 2 ** 62, page_size),
             ).fetchall()
             for seq, step, timestamp, runtime, data in page:
                 values = from_json(data)

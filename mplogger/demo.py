@@ -6,6 +6,8 @@ Run it with ``python -m mplogger.demo``.
 from __future__ import annotations
 
 import math
+import os
+import sys
 
 import mplogger
 
@@ -28,6 +30,18 @@ def main() -> None:
           "print(r.summary); print(r.history()[-1])\"")
     print(f"    sqlite3 {run.root}/mplogger.db \"SELECT step, data FROM history "
           f"WHERE run_id = '{run.id}' ORDER BY seq DESC LIMIT 3\"")
+    command = _command()
+    print("look at it:")
+    print(f"    {command} ls --dir {run.root}")
+    print(f"    {command} report {run.id} --dir {run.root} -o report.html   # then open report.html")
+
+
+def _command() -> str:
+    """How to call the ``mplogger`` command from here: the console script beside this Python."""
+    script = os.path.join(os.path.dirname(sys.executable), "mplogger")
+    if os.path.exists(script):
+        return os.path.relpath(script) if not os.path.relpath(script).startswith("..") else script
+    return f"{sys.executable} -m mplogger"
 
 
 if __name__ == "__main__":

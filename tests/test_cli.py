@@ -474,3 +474,47 @@ def test_export_to_mlflow_reads_back_in_mlflow(root, runs, tmp_path):
         assert [m.step for m in history] == list(range(30))
         assert [m.value for m in history] == pytest.approx([1.0 / (i + 1) / run.config["lr"] for i in range(30)])
 
+
+
+BUSY_WRITER = """
+    import os, sys, time, mplogger
+    run = mplogger.init(dir=sys.argv[1], project="busy")
+    print(run.id, flush=True)
+    step = 0
+    while step % 100 or not os.path.exists(sys.argv[2]):
+        run.log({"loss": step, "acc": step * 2})
+        step += 1
+        if step % 100 == 0:
+            time.sleep(0.005)  # bursts, not one endless burst: the run stays a few 10k rows long
+    run.finish()
+    print(step, flush=True)
+"""
+
+
+def test_maintenance_and_reads_beside_a_run_being_written(script, root, runs, tmp_path):
+    go = tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, str(script(BUSY_WRITER)), root, str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=script_env())
+    try:
+        run_id = writer.stdout.readline().strip()
+        wait_for(lambda: mplogger.Api(root).run(run_id).last_step is not None, 30, "the first committed rows")
+        doctor = cli(root, "doctor")
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert f"ok       running    run {run_id}: running, process {writer.pid} alive" in doctor.stdout
+        assert cli(root, "rm", runs[0].id, "--yes").returncode == 0
+        exported = cli(root, "history", run_id, "-f", "jsonl")
+        assert exported.returncode == 0, exported.stderr
+        rows = [json.loads(line) for line in exported.stdout.splitlines()]
+        assert [r["_step"] for r in rows] == list(range(len(rows))), "a read mid-run is a consistent prefix"
+        assert cli(root, "report", run_id, "-o", str(tmp_path / "live.html")).returncode == 0
+        assert mplogger.Api(root).run(run_id).state == "running"
+        go.touch()
+        assert writer.wait(120) == 0, writer.stderr.read()
+        logged = int(writer.stdout.read())
+    finally:
+        go.touch()
+        writer.kill()
+        writer.wait()
+    stored = mplogger.Api(root).run(run_id)
+    assert stored.state == "finished" and stored.rows == logged > len(rows)
+    assert [r["loss"] for r in stored.scan_history(keys=["loss"])] == list(range(logged))
