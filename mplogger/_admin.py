@@ -6,11 +6,12 @@ transaction, so a store being written by a live run stays consistent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import sqlite3
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import attrs
 
@@ -53,10 +54,20 @@ def _process_start_time(pid: int) -> Any:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def _transaction(root: str):
+@contextlib.contextmanager
+def _transaction(root: str, commit: bool = True) -> Iterator[sqlite3.Connection]:
+    """One write transaction on the store: committed (or, without ``commit``, rolled back) at the end."""
     conn = _store.connect(root, create=False)
-    _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-    return conn
+    try:
+        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        yield conn
+        conn.execute("COMMIT" if commit else "ROLLBACK")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
 
 
 def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
@@ -64,8 +75,7 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
 
     A run still ``running`` in a live process on this host is refused unless ``force``.
     """
-    conn = _transaction(root)
-    try:
+    with _transaction(root) as conn:
         record = _store.fetch_run(conn, run_id)
         if record is None:
             raise KeyError(f"no run {run_id!r} in {root}")
@@ -77,13 +87,6 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
         counts = {table: conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)).rowcount
                   for table in RUN_TABLES}
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
     shutil.rmtree(_store.run_dir(root, run_id), ignore_errors=True)
     return counts
 
@@ -104,18 +107,10 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
     findings = [_integrity(root)]
     if not findings[0].ok:
         return findings
-    conn = _transaction(root)
-    try:
+    with _transaction(root, commit=repair) as conn:
         findings += _stuck_runs(conn, repair)
         findings += _row_counts(conn, repair)
         findings += _orphans(conn, repair)
-        conn.execute("COMMIT" if repair else "ROLLBACK")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        conn.close()
     findings += _stray_folders(root)
     return findings
 
