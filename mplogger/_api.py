@@ -183,6 +183,7 @@ class StoredRun:
         self.last_step: Optional[int] = record["last_step"]
         self.entity: Optional[str] = record["entity"]
         self.metadata: Dict[str, Any] = from_json(record["metadata"])
+        self.root: str = api.root
         self.dir = _store.run_dir(api.root, self.id)
 
     @property
