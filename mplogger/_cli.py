@@ -336,16 +336,21 @@ def export(api: Api, args: argparse.Namespace) -> None:
     from mplogger import _engines
 
     runs = _selected(api, args)
+    if args.to == "tensorboard" and not args.output:
+        raise CliError("export --to tensorboard needs -o DIR, the folder TensorBoard will read (--logdir)")
     with Progress(f"export to {args.to}", total=sum(run.rows for run in runs)) as progress:
-        if args.to == "tensorboard":
-            if not args.output:
-                raise CliError("export --to tensorboard needs -o DIR, the folder TensorBoard will read (--logdir)")
-            targets = _engines.export_tensorboard(runs, args.output, progress=progress)
-            hint = f"view with: tensorboard --logdir {args.output}"
-        else:
-            targets = _engines.export_mlflow(runs, tracking_uri=args.tracking_uri, experiment=args.experiment,
-                                             progress=progress)
-            hint = "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else "")
+        try:
+            if args.to == "tensorboard":
+                targets = _engines.export_tensorboard(runs, args.output, progress=progress)
+            else:
+                targets = _engines.export_mlflow(runs, tracking_uri=args.tracking_uri,
+                                                 experiment=args.experiment, progress=progress)
+        except (CliError, ImportError, KeyError, ValueError, TypeError, OSError):
+            raise
+        except Exception as exc:  # the engine's own refusal, e.g. MLflow rejecting a tracking URI
+            raise CliError(f"{args.to} refused the export: {type(exc).__name__}: {exc}") from exc
+    hint = (f"view with: tensorboard --logdir {args.output}" if args.to == "tensorboard" else
+            "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else ""))
     for run, target in zip(runs, targets):
         print(f"{run.id} -> {target}")
     print(hint, file=sys.stderr)
@@ -374,17 +379,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     api = Api(args.dir)
     try:
         return args.function(api, args) or 0
-    except (CliError, KeyError, ValueError, TypeError, ImportError, FileNotFoundError, RuntimeError) as exc:
-        if os.environ.get("MPLOGGER_DEBUG"):
-            raise
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"mplogger: error: {message}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # e.g. `mplogger history RUN | head`
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keep interpreter shutdown from failing)
         return 0
     except KeyboardInterrupt:
         return 130
+    except (CliError, KeyError, ValueError, TypeError, ImportError, OSError, RuntimeError) as exc:
+        if os.environ.get("MPLOGGER_DEBUG"):
+            raise
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"mplogger: error: {message}", file=sys.stderr)
+        return 1
     finally:
         api.close()
 

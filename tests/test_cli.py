@@ -462,7 +462,7 @@ def test_export_to_tensorboard_reads_back_in_tensorboard(root, runs, tmp_path):
 
 def test_export_to_mlflow_reads_back_in_mlflow(root, runs, tmp_path):
     tracking = pytest.importorskip("mlflow.tracking")
-    uri = (tmp_path / "mlruns").as_uri()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = cli(root, "export", "--to", "mlflow", "--project", "vision", "--tracking-uri", uri, timeout=180)
     assert result.returncode == 0, result.stderr
     targets = dict(line.split(" -> ") for line in result.stdout.splitlines())
