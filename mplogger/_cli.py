@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mplogger._api import STATES, Api, Runs, StoredRun
+from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
 from mplogger._filters import parse_where
 from mplogger._progress import Progress
@@ -121,7 +122,8 @@ def _listing(run: StoredRun) -> Dict[str, Any]:
 
 
 # --- commands ---------------------------------------------------------------------------------
-@command(*_SELECT, _arg("--limit", "-n", type=int, help="at most this many runs (newest first)"), _JSON)
+@command(*_SELECT, _arg("--limit", "-n", type=int, help="at most this many runs (newest first)"),
+         _arg("--quiet", "-q", action="store_true", help="print only run ids, one a line (for scripts)"), _JSON)
 def ls(api: Api, args: argparse.Namespace) -> None:
     """List runs, newest first: id, project, name, state, start, duration, steps and summary values."""
     runs = _selected(api, args, require=False)
@@ -129,6 +131,10 @@ def ls(api: Api, args: argparse.Namespace) -> None:
         runs = Runs(runs[: args.limit])
     if args.json:
         _print_json([_listing(run) for run in runs])
+        return
+    if args.quiet:
+        for run in runs:
+            print(run.id)
         return
     if not runs:
         print(f"no runs in {api.root}", file=sys.stderr)
@@ -345,7 +351,7 @@ def export(api: Api, args: argparse.Namespace) -> None:
             else:
                 targets = _engines.export_mlflow(runs, tracking_uri=args.tracking_uri,
                                                  experiment=args.experiment, progress=progress)
-        except (CliError, ImportError, KeyError, ValueError, TypeError, OSError):
+        except (CliError, Error, ImportError, KeyError, ValueError, TypeError, OSError):
             raise
         except Exception as exc:  # the engine's own refusal, e.g. MLflow rejecting a tracking URI
             raise CliError(f"{args.to} refused the export: {type(exc).__name__}: {exc}") from exc
@@ -384,7 +390,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except (CliError, KeyError, ValueError, TypeError, ImportError, OSError, RuntimeError) as exc:
+    except (CliError, Error, KeyError, ValueError, TypeError, ImportError, OSError, RuntimeError) as exc:
         if os.environ.get("MPLOGGER_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)

@@ -518,3 +518,18 @@ def test_maintenance_and_reads_beside_a_run_being_written(script, root, runs, tm
     stored = mplogger.Api(root).run(run_id)
     assert stored.state == "finished" and stored.rows == logged > len(rows)
     assert [r["loss"] for r in stored.scan_history(keys=["loss"])] == list(range(logged))
+
+
+def test_exporting_a_run_twice_to_mlflow_is_refused_in_one_line(root, runs, tmp_path):
+    pytest.importorskip("mlflow.tracking")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert cli(root, "export", "--to", "mlflow", runs[2].id, "--tracking-uri", uri, timeout=180).returncode == 0
+    again = cli(root, "export", "--to", "mlflow", runs[2].id, "--tracking-uri", uri, timeout=180)
+    assert again.returncode == 1
+    assert again.stderr.startswith(f"mplogger: error: ") and runs[2].id in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_ls_quiet_prints_ids_for_scripts(root, runs):
+    result = cli(root, "ls", "-q", "--tag", "sweep", "-n", "1")
+    assert result.returncode == 0 and result.stdout == f"{runs[1].id}\n"
