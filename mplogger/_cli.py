@@ -355,8 +355,9 @@ def export(api: Api, args: argparse.Namespace) -> None:
             raise
         except Exception as exc:  # the engine's own refusal, e.g. MLflow rejecting a tracking URI
             raise CliError(f"{args.to} refused the export: {type(exc).__name__}: {exc}") from exc
-    hint = (f"view with: tensorboard --logdir {args.output}" if args.to == "tensorboard" else
-            "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else ""))
+    hint = (f"view with: tensorboard --logdir {args.output}  (pip install tensorboard)" if args.to == "tensorboard"
+            else "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else "")
+            + "  (the UI is in the full package: pip install mlflow)")
     for run, target in zip(runs, targets):
         print(f"{run.id} -> {target}")
     print(hint, file=sys.stderr)
