@@ -533,3 +533,31 @@ def test_exporting_a_run_twice_to_mlflow_is_refused_in_one_line(root, runs, tmp_
 def test_ls_quiet_prints_ids_for_scripts(root, runs):
     result = cli(root, "ls", "-q", "--tag", "sweep", "-n", "1")
     assert result.returncode == 0 and result.stdout == f"{runs[1].id}\n"
+
+
+def test_long_operations_draw_progress_on_a_terminal_only(root, odd_run, tmp_path):
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([str(SCRIPT), "history", odd_run.id, "-o", str(tmp_path / "h.csv"), "--dir", root],
+                                stderr=follower, stdout=subprocess.PIPE, env=script_env())
+        assert proc.wait(60) == 0
+        os.close(follower)
+        follower = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    text = seen.decode()
+    assert f"\r{odd_run.id} rows: 2000/2000 (100%)" in text
+    assert f"wrote 2000 rows of run {odd_run.id}" in text
+    piped = cli(root, "history", odd_run.id, "-o", str(tmp_path / "h2.csv"))
+    assert "\r" not in piped.stderr and "rows:" not in piped.stderr

@@ -1,0 +1,104 @@
+"""Tests for ``mplogger._export``: a run's history as CSV, JSON Lines or Parquet, complete."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import mplogger
+from mplogger._export import write_history
+from mplogger._values import flatten
+
+from conftest import same, script_env
+
+KEYS = st.text(alphabet="abcxyz_", min_size=1, max_size=4).filter(lambda k: not k.startswith("_"))
+SCALARS = st.one_of(st.integers(-2**53, 2**53), st.floats(), st.booleans(), st.text(max_size=8))
+ROWS = st.lists(st.dictionaries(KEYS, st.one_of(SCALARS, st.dictionaries(KEYS, SCALARS, max_size=3)),
+                                min_size=1, max_size=4), min_size=1, max_size=20)
+
+
+def _logged(root: str, rows: list) -> "mplogger.StoredRun":
+    run = mplogger.init(dir=root, reinit="create_new")
+    for row in rows:
+        run.log(row)
+    run.finish()
+    return mplogger.Api(root).run(run.id)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_jsonl_gives_back_every_row_as_logged(root, rows):
+    stored = _logged(os.path.join(root, uuid.uuid4().hex), rows)
+    path = os.path.join(stored.dir, "h.jsonl")
+    assert write_history(stored, path, "jsonl") == len(rows)
+    with open(path, encoding="utf-8") as stream:
+        back = [json.loads(line) for line in stream]
+    assert [r["_step"] for r in back] == list(range(len(rows)))
+    for logged, read in zip(rows, back):
+        assert same({k: v for k, v in read.items() if not k.startswith("_")}, logged), (logged, read)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=ROWS)
+def test_csv_has_a_column_per_flattened_key_and_every_value(root, rows):
+    stored = _logged(os.path.join(root, uuid.uuid4().hex), rows)
+    path = os.path.join(stored.dir, "h.csv")
+    write_history(stored, path, "csv")
+    with open(path, newline="", encoding="utf-8") as stream:
+        back = list(csv.DictReader(stream))
+    assert len(back) == len(rows)
+    for logged, read in zip(rows, back):
+        flat = flatten(logged)
+        for key, cell in read.items():
+            if key.startswith("_"):
+                continue
+            if key not in flat or (isinstance(flat[key], dict) and not flat[key]):
+                assert cell in ("", "{}"), (key, cell)
+            elif isinstance(flat[key], float) and math.isnan(flat[key]):
+                assert math.isnan(float(cell))
+            elif isinstance(flat[key], (bool, str, int)):
+                assert cell == str(flat[key])
+            else:
+                assert float(cell) == flat[key]
+
+
+def test_a_failed_export_leaves_no_file(root, tmp_path):
+    stored = _logged(root, [{"x": 1}])
+    target = tmp_path / "missing-folder" / "h.csv"
+    with pytest.raises(FileNotFoundError):
+        write_history(stored, str(target), "csv")
+    assert not target.parent.exists()
+    with pytest.raises(ValueError, match="unknown format 'xls'; formats are csv, jsonl, parquet"):
+        write_history(stored, str(tmp_path / "h.xls"), "xls")
+    assert os.listdir(tmp_path) == ["store"]
+
+
+WITHOUT_PYARROW = """
+import sys
+sys.modules["pyarrow"] = None  # as when it is not installed
+import mplogger
+from mplogger._export import write_history
+try:
+    write_history(mplogger.Api(sys.argv[1]).run(sys.argv[2]), sys.argv[3], "parquet")
+except ImportError as exc:
+    print("ImportError:", exc)
+"""
+
+
+def test_parquet_without_pyarrow_names_the_extra(root, tmp_path, script):
+    stored = _logged(root, [{"x": 1}])
+    target = tmp_path / "h.parquet"
+    done = subprocess.run([sys.executable, str(script(WITHOUT_PYARROW)), root, stored.id, str(target)],
+                          capture_output=True, text=True, timeout=60, env=script_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ("ImportError: --format parquet needs pandas and pyarrow (pyarrow is missing): "
+                                   "pip install 'mplogger[parquet]'")
+    assert not target.exists()
