@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from mplogger._admin import process_alive
 from mplogger._api import STATES, Api, Runs, StoredRun
 from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
@@ -202,13 +204,14 @@ def history(api: Api, args: argparse.Namespace) -> None:
          _arg("-n", "--lines", type=int, default=10, help="rows already stored to show first (default 10)"),
          _arg("--interval", type=float, default=0.5, help="seconds between looks at the store (default 0.5)"),
          _arg("--json", action="store_true", help="print each row as one JSON line"))
-def tail(api: Api, args: argparse.Namespace) -> None:
+def tail(api: Api, args: argparse.Namespace) -> int:
     """Follow a run's new rows as they are stored, until it ends (Ctrl-C to stop)."""
     run = _run(api, args.run)
     keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
     stored = api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?", (run.id,)).fetchone()[0]
     after = max(0, stored - max(0, args.lines))
     print(f"following run {run.id} ({run.name}, {run.state}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    gone_since: Optional[float] = None
     try:
         while True:
             state = api.run(run.id).state
@@ -217,10 +220,24 @@ def tail(api: Api, args: argparse.Namespace) -> None:
                 _print_row(row, keys, args.json)
             if state != "running":
                 print(f"run {run.id} is {state}", file=sys.stderr)
-                return
+                return 0
+            if gone_since is None and not _writer_alive(run):
+                gone_since = time.monotonic()
+            if gone_since is not None and time.monotonic() - gone_since > TAIL_GRACE_S:
+                print(f"run {run.id} is still marked running, but its process {run.pid} is gone; "
+                      "`mplogger doctor` marks it crashed", file=sys.stderr)
+                return 1
             time.sleep(args.interval)  # poll: the store has no change notification across processes
     except KeyboardInterrupt:
-        return
+        return 0
+
+
+TAIL_GRACE_S = 5.0  # the manager stores what it received and marks a dead process's run crashed well within this
+
+
+def _writer_alive(run: StoredRun) -> bool:
+    """Whether the process logging ``run`` may still be alive (always, for a run of another host)."""
+    return run.host != socket.gethostname() or process_alive(run.pid, run.created)
 
 
 def _print_row(row: Dict[str, Any], keys: Optional[Sequence[str]], as_json: bool) -> None:

@@ -409,6 +409,16 @@ def test_doctor_marks_runs_left_running_by_killed_processes_crashed(script, root
     assert [f for f in json.loads(cli(root, "doctor", "--json").stdout) if not f["ok"]] == []
 
 
+def test_tail_of_a_run_whose_processes_all_died_ends_with_a_hint(script, root):
+    proc = subprocess.run([sys.executable, str(script(ALL_KILLED)), root], capture_output=True, text=True,
+                          timeout=60, env=script_env())
+    run_id = proc.stdout.strip()
+    result = cli(root, "tail", run_id, "--interval", "0.05", timeout=60)
+    assert result.returncode == 1
+    assert [int(line.split()[1]) for line in result.stdout.splitlines()] == list(range(90, 100))
+    assert "is still marked running, but its process" in result.stderr and "mplogger doctor" in result.stderr
+
+
 def test_doctor_reports_a_damaged_database(root, runs):
     mplogger.teardown()
     path = os.path.join(root, "mplogger.db")
