@@ -83,12 +83,21 @@ def _git_facts(folder: str, run_dir: str, save_code: bool) -> Dict[str, Any]:
     if save_code and facts["dirty"]:
         diff = _git(["diff", "HEAD"], folder)
         if diff:
-            path = os.path.join(run_dir, "code", "diff.patch")
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            path = os.path.join(_code_folder(run_dir), "diff.patch")
             with open(path, "w") as out:
                 out.write(diff)
             facts["diff"] = os.path.relpath(path, run_dir)
     return facts
+
+
+def _code_folder(run_dir: str) -> str:
+    """``<run_dir>/code``, made if needed; never the run folder itself, which a deleted run lacks."""
+    path = os.path.join(run_dir, "code")
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    return path
 
 
 def _packages(run_dir: str) -> int:
@@ -104,7 +113,6 @@ def _packages(run_dir: str) -> int:
                 seen[name.lower()] = f"{name}=={dist.version}"
         _requirements = sorted(seen.values(), key=str.lower)
     lines = _requirements
-    os.makedirs(run_dir, exist_ok=True)
     with open(os.path.join(run_dir, "requirements.txt"), "w") as out:
         out.write("\n".join(lines) + "\n")
     return len(lines)
@@ -118,8 +126,7 @@ def collect(facts: Dict[str, Any], run_dir: str) -> Dict[str, Any]:
     folder = os.path.dirname(script) if script else facts.get("cwd") or os.getcwd()
     out["git"] = _git_facts(folder, run_dir, save_code) or None
     if save_code and script and os.path.isfile(script):
-        target = os.path.join(run_dir, "code", os.path.basename(script))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        target = os.path.join(_code_folder(run_dir), os.path.basename(script))
         shutil.copy2(script, target)
         out["code"] = os.path.relpath(target, run_dir)
     try:

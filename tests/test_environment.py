@@ -117,3 +117,17 @@ def test_io_counters_start_with_each_run_and_exclude_mplogger_processes(script, 
     assert result.returncode == 0, result.stderr
     sent, disk_in, count = result.stdout.split("SAMPLE ")[1].split()
     assert float(sent) == 0 and float(disk_in) == 0 and int(count) == 1
+
+
+def test_collecting_for_a_deleted_run_does_not_bring_its_folder_back(tmp_path):
+    from mplogger import _environment
+
+    script_path = tmp_path / "train.py"
+    script_path.write_text("print('hi')\n")
+    gone = tmp_path / "store" / "runs" / "deleted1"
+    facts = {"user": "u", "executable": sys.executable, "cwd": str(tmp_path), "script": str(script_path)}
+    collected = _environment.collect(facts, str(gone))
+    assert "No such file or directory" in collected["packages_error"]
+    with pytest.raises(FileNotFoundError):  # the worker stores it as the environment's error
+        _environment.collect({**facts, "save_code": True}, str(gone))
+    assert not gone.exists()
