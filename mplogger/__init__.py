@@ -195,13 +195,13 @@ def init(
         id = _init_args.auto_resume_id(root)
     record = {
         "id": id or _new_run_id(),
-        "project": _init_args.from_env("PROJECT", project) or "uncategorized",
-        "entity": _init_args.from_env("ENTITY", entity),
-        "name": _init_args.from_env("NAME", name) or _new_run_name(),
-        "run_group": _init_args.from_env("RUN_GROUP", group),
-        "job_type": _init_args.from_env("JOB_TYPE", job_type),
+        "project": _text("project", project, "PROJECT") or "uncategorized",
+        "entity": _text("entity", entity, "ENTITY"),
+        "name": _text("name", name, "NAME") or _new_run_name(),
+        "run_group": _text("group", group, "RUN_GROUP"),
+        "job_type": _text("job_type", job_type, "JOB_TYPE"),
         "tags": json.dumps(tag_list),
-        "notes": _init_args.from_env("NOTES", notes),
+        "notes": _text("notes", notes, "NOTES"),
         "created": time.time(),
         "config": to_json(jsonable(config_values)),
         "metadata": to_json({"mode": run_mode, "save_code": bool(save_code)}),
@@ -229,6 +229,10 @@ def init(
     if reinit != "create_new":
         _set_globals(new_run)
     return new_run
+
+
+def _text(param: str, value: Any, env: str) -> Optional[str]:
+    return _init_args.text_arg(param, _init_args.from_env(env, value))
 
 
 def finish(exit_code: Optional[int] = None) -> None:

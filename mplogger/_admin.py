@@ -23,7 +23,11 @@ RUN_TABLES = ("history", "output", "system_metrics", "alerts")
 
 
 def process_alive(pid: Optional[int], since: float) -> bool:
-    """Whether process ``pid`` on this host is alive and older than ``since`` (not a reused pid)."""
+    """Whether process ``pid`` on this host is alive and older than ``since`` (not a reused pid).
+
+    Pass the run's ``updated`` time: the process that writes a run (created or resumed) started
+    before its last write, while a process that reuses a dead writer's pid started after it.
+    """
     if not pid:
         return False
     try:
@@ -59,7 +63,7 @@ def _transaction(root: str, commit: bool = True) -> Iterator[sqlite3.Connection]
     """One write transaction on the store: committed (or, without ``commit``, rolled back) at the end."""
     conn = _store.connect(root, create=False)
     try:
-        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE" if commit else "BEGIN"))  # a dry run only reads
         yield conn
         conn.execute("COMMIT" if commit else "ROLLBACK")
     except BaseException:
@@ -80,7 +84,7 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
         if record is None:
             raise KeyError(f"no run {run_id!r} in {root}")
         if (not force and record["state"] == "running" and record["host"] == socket.gethostname()
-                and process_alive(record["pid"], record["created"])):
+                and process_alive(record["pid"], record["updated"])):
             raise RuntimeError(
                 f"run {run_id} is still running (pid {record['pid']}); finish it first, "
                 "or delete it anyway with force")
@@ -136,12 +140,12 @@ def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
     """Runs still marked running: crashed when their process on this host is gone."""
     host = socket.gethostname()
     found = []
-    rows = conn.execute("SELECT id, host, pid, created, updated FROM runs WHERE state = 'running'")
-    for run_id, run_host, pid, created, updated in rows.fetchall():
+    rows = conn.execute("SELECT id, host, pid, updated FROM runs WHERE state = 'running'")
+    for run_id, run_host, pid, updated in rows.fetchall():
         if run_host != host:
             found.append(Finding("running", True, f"running on host {run_host!r}; cannot check its "
                                  "process from here", run_id=run_id))
-        elif process_alive(pid, created):
+        elif process_alive(pid, updated):
             found.append(Finding("running", True, f"running, process {pid} alive", run_id=run_id))
         else:
             if repair:
@@ -159,7 +163,7 @@ def _row_counts(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
         "SELECT r.id, r.rows, r.last_step, count(h.seq), max(h.step), r.state FROM runs r "
         "LEFT JOIN history h ON h.run_id = r.id GROUP BY r.id").fetchall()
     for run_id, counted, last_step, stored, max_step, state in rows:
-        if state == "running" or (counted == stored and (stored == 0 or last_step == max_step)):
+        if state == "running" or counted == stored:
             continue
         if repair:
             conn.execute("UPDATE runs SET rows = ?, last_step = ? WHERE id = ?", (stored, max_step, run_id))

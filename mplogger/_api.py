@@ -75,10 +75,11 @@ class Api:
         wanted_tags = _as_list("tags", tags)
         if not self._ready():
             return Runs([])
-        if project is not None and "/" in project:
-            project = project.rsplit("/", 1)[1]
-        where = [(f"{column} = ?", (value,)) for column, value in (("project", project), ("run_group", group))
-                 if value is not None]
+        where = []
+        if project is not None:  # "entity/project" names the project; a project may hold "/" itself
+            where.append(("project IN (?, ?)", (project, project.rsplit("/", 1)[-1])))
+        if group is not None:
+            where.append(("run_group = ?", (group,)))
         if states:
             where.append((f"state IN ({', '.join('?' * len(states))})", tuple(states)))
         query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
@@ -143,6 +144,13 @@ class Runs(List["StoredRun"]):
             frame[column] = pd.to_datetime(frame[column], unit="s", utc=True)
         return frame
 
+    def __getitem__(self, index: Any) -> Any:
+        found = super().__getitem__(index)
+        return Runs(found) if isinstance(index, slice) else found
+
+    def __add__(self, other: Iterable["StoredRun"]) -> "Runs":
+        return Runs([*self, *other])
+
     def __repr__(self) -> str:
         return f"<Runs: {len(self)} runs>"
 
@@ -201,13 +209,13 @@ class StoredRun:
         return self._scan(keys, page_size, load_media=True)
 
     def _scan(self, keys: Optional[Sequence[str]], page_size: int = 1000,
-              load_media: bool = True) -> Iterator[Dict[str, Any]]:
+              load_media: bool = True, until: Optional[int] = None) -> Iterator[Dict[str, Any]]:
         """:meth:`scan_history`; media stay as their stored references without ``load_media``.
 
-        The rows stored when it starts, and no more: a run being written cannot keep it going.
+        The rows stored when it starts (or up to sequence number ``until``), and no more: a run
+        being written cannot keep it going.
         """
-        last = self._api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?",
-                                      (self.id,)).fetchone()[0]
+        last = self._last_seq() if until is None else until
         for _, values in self._rows_after(0, page_size, load_media, until=last):
             if keys is not None:
                 try:
@@ -217,6 +225,11 @@ class StoredRun:
                 picked.update(_step=values["_step"], _timestamp=values["_timestamp"], _runtime=values["_runtime"])
                 values = picked
             yield values
+
+    def _last_seq(self) -> int:
+        """The sequence number of the last stored row (0 for none)."""
+        return self._api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?",
+                                      (self.id,)).fetchone()[0]
 
     def _rows_after(self, after: int, page_size: int = 1000, load_media: bool = True,
                     until: Optional[int] = None) -> Iterator[Tuple[int, Dict[str, Any]]]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import signal
 import socket
+import sqlite3
 import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -76,15 +79,44 @@ def _run(api: Api, run_id: str) -> StoredRun:
         raise CliError(exc.args[0]) from None
 
 
+def _count(text: str) -> int:
+    """A whole number, 0 or more (for argparse)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, not {text!r}")
+    return number
+
+
 # --- output helpers ---------------------------------------------------------------------------
-def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+def _print_json(value: Any, indent: Optional[int] = 2) -> None:
+    """Strict JSON (any JSON tool reads it): NaN and infinities are written as null."""
+    print(json.dumps(_strict(value), indent=indent, ensure_ascii=False, default=str, allow_nan=False), flush=True)
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(item) for item in value]
+    return value
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters shown escaped: stored names cannot drive the terminal."""
+    return text.translate(_CONTROL)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 40) -> str:
     """Aligned text columns; long cells end in an ellipsis."""
-    cells = [[format_value(cell, width) if not isinstance(cell, str) else
-              (cell if len(cell) <= width else cell[: width - 1] + "\u2026") for cell in row] for row in rows]
+    cells = [[_printable(format_value(cell, width)) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
@@ -96,7 +128,8 @@ def _section(title: str, values: Mapping[str, Any]) -> str:
         return f"{title}: (none)"
     flat = flatten(values)
     width = max(len(key) for key in flat)
-    return "\n".join([f"{title}:"] + [f"  {key.ljust(width)}  {format_value(value, 200)}" for key, value in flat.items()])
+    return "\n".join([f"{title}:"] + [f"  {_printable(key).ljust(width)}  {_printable(format_value(value, 200))}"
+                                      for key, value in flat.items()])
 
 
 def _started(run: StoredRun) -> str:
@@ -104,7 +137,10 @@ def _started(run: StoredRun) -> str:
 
 
 def _steps(run: StoredRun) -> int:
-    return 0 if run.last_step is None else run.last_step + 1
+    """Steps taken: the last step + 1 (rows logged only by child processes share step 0)."""
+    if run.last_step is None:
+        return 1 if run.rows else 0
+    return run.last_step + 1
 
 
 def _summary_columns(runs: Sequence[StoredRun], limit: int = 3) -> List[str]:
@@ -124,7 +160,7 @@ def _listing(run: StoredRun) -> Dict[str, Any]:
 
 
 # --- commands ---------------------------------------------------------------------------------
-@command(*_SELECT, _arg("--limit", "-n", type=int, help="at most this many runs (newest first)"),
+@command(*_SELECT, _arg("--limit", "-n", type=_count, help="at most this many runs (newest first)"),
          _arg("--quiet", "-q", action="store_true", help="print only run ids, one a line (for scripts)"), _JSON)
 def ls(api: Api, args: argparse.Namespace) -> None:
     """List runs, newest first: id, project, name, state, start, duration, steps and summary values."""
@@ -190,7 +226,10 @@ def history(api: Api, args: argparse.Namespace) -> None:
     fmt = args.format
     if fmt is None:
         extension = os.path.splitext(args.output or "")[1].lstrip(".").lower()
-        fmt = extension if extension in FORMATS else "csv"
+        if args.output and extension not in FORMATS:
+            raise CliError(f"cannot tell the format of {args.output!r} from its extension: name it .csv, .jsonl "
+                           "or .parquet, or pass --format")
+        fmt = extension or "csv"
     keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
     with Progress(f"{run.id} rows", total=None if keys else run.rows,
                   enabled=None if args.output else False) as progress:
@@ -208,8 +247,7 @@ def tail(api: Api, args: argparse.Namespace) -> int:
     """Follow a run's new rows as they are stored, until it ends (Ctrl-C to stop)."""
     run = _run(api, args.run)
     keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
-    stored = api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?", (run.id,)).fetchone()[0]
-    after = max(0, stored - max(0, args.lines))
+    after = max(0, run._last_seq() - max(0, args.lines))
     print(f"following run {run.id} ({run.name}, {run.state}); Ctrl-C to stop", file=sys.stderr, flush=True)
     gone_since: Optional[float] = None
     try:
@@ -237,26 +275,29 @@ TAIL_GRACE_S = 5.0  # the manager stores what it received and marks a dead proce
 
 def _writer_alive(run: StoredRun) -> bool:
     """Whether the process logging ``run`` may still be alive (always, for a run of another host)."""
-    return run.host != socket.gethostname() or process_alive(run.pid, run.created)
+    return run.host != socket.gethostname() or process_alive(run.pid, run.updated)
 
 
 def _print_row(row: Dict[str, Any], keys: Optional[Sequence[str]], as_json: bool) -> None:
     flat = flatten({k: v for k, v in row.items() if not k.startswith("_")})
     if keys is not None:
         flat = {key: flat[key] for key in keys if key in flat}
+    if keys is not None and not flat:
+        return
     if as_json:
-        print(json.dumps({"_step": row["_step"], "_runtime": row["_runtime"], **flat}, ensure_ascii=False,
-                         default=str), flush=True)
+        _print_json({"_step": row["_step"], "_runtime": row["_runtime"], **flat}, indent=None)
     else:
         values = "  ".join(f"{key}={format_value(value, 60)}" for key, value in flat.items())
-        print(f"step {row['_step']:>6}  {row['_runtime']:8.1f} s  {values}", flush=True)
+        print(_printable(f"step {row['_step']:>6}  {row['_runtime']:8.1f} s  {values}"), flush=True)
 
 
-@command(_arg("runs", nargs="+", metavar="RUN", help="two or more run ids"),
+@command(_arg("runs", nargs="+", metavar="RUN", help="two or more run ids or unique id prefixes"),
          _arg("--all", action="store_true", help="show every config key, not only those that differ"), _JSON)
 def compare(api: Api, args: argparse.Namespace) -> None:
     """Compare runs: config keys that differ, and summaries side by side."""
-    runs = [_run(api, run_id) for run_id in args.runs]
+    runs = _distinct([_run(api, run_id) for run_id in args.runs])
+    if len(runs) < 2:
+        raise CliError("compare needs two or more different runs")
     configs = [flatten(run.config) for run in runs]
     summaries = [flatten(run.summary) for run in runs]
     missing = object()
@@ -308,10 +349,14 @@ def report(api: Api, args: argparse.Namespace) -> None:
          _arg("--force", action="store_true", help="delete even a run whose process is still running"))
 def rm(api: Api, args: argparse.Namespace) -> None:
     """Delete runs: their records, rows, output and folders. Asks first, unless --yes."""
-    runs = [_run(api, run_id) for run_id in args.runs]
+    runs = _distinct([_run(api, run_id) for run_id in args.runs])
+    live = [run for run in runs if _writer_alive(run) and run.state == "running"]
+    if live and not args.force:
+        raise CliError(f"nothing deleted: {', '.join(run.id for run in live)} still running "
+                       "(finish it first, or --force)")
     for run in runs:
-        if not args.yes and not _confirm(f"delete run {run.id} {run.name!r} ({run.project}, {run.state}, "
-                                         f"{run.rows} rows)? [y/N] "):
+        if not args.yes and not _confirm(_printable(f"delete run {run.id} {run.name!r} ({run.project}, {run.state}, "
+                                                    f"{run.rows} rows)? [y/N] ")):
             print(f"kept {run.id}", file=sys.stderr)
             continue
         try:
@@ -319,6 +364,11 @@ def rm(api: Api, args: argparse.Namespace) -> None:
         except RuntimeError as exc:
             raise CliError(f"{exc} (--force)") from None
         print(f"deleted {run.id}", file=sys.stderr)
+
+
+def _distinct(runs: List[StoredRun]) -> List[StoredRun]:
+    """The runs without repeats (one given twice, by id and by prefix, counts once)."""
+    return list({run.id: run for run in runs}.values())
 
 
 def _confirm(question: str) -> bool:
@@ -353,31 +403,46 @@ def doctor(api: Api, args: argparse.Namespace) -> int:
          _RUNS, *_SELECT,
          _arg("--output", "-o", help="tensorboard: the log folder to write runs into"),
          _arg("--tracking-uri", help="mlflow: the tracking URI (default: MLflow's own, e.g. MLFLOW_TRACKING_URI)"),
-         _arg("--experiment", help="mlflow: the experiment name (default: each run's project)"))
+         _arg("--experiment", help="mlflow: the experiment name (default: each run's project)"),
+         _arg("--skip-exported", action="store_true",
+              help="skip runs already exported there (else the export stops at the first one)"))
 def export(api: Api, args: argparse.Namespace) -> None:
     """Export runs to TensorBoard event files or an MLflow tracking store."""
     from mplogger import _engines
 
-    runs = _selected(api, args)
+    runs = _distinct(_selected(api, args))
     if args.to == "tensorboard" and not args.output:
         raise CliError("export --to tensorboard needs -o DIR, the folder TensorBoard will read (--logdir)")
+    done: List[str] = []
     with Progress(f"export to {args.to}", total=sum(run.rows for run in runs)) as progress:
-        try:
-            if args.to == "tensorboard":
-                targets = _engines.export_tensorboard(runs, args.output, progress=progress)
-            else:
-                targets = _engines.export_mlflow(runs, tracking_uri=args.tracking_uri,
-                                                 experiment=args.experiment, progress=progress)
-        except (CliError, Error, ImportError, KeyError, ValueError, TypeError, OSError):
-            raise
-        except Exception as exc:  # the engine's own refusal, e.g. MLflow rejecting a tracking URI
-            raise CliError(f"{args.to} refused the export: {type(exc).__name__}: {exc}") from exc
+        for run in runs:
+            try:
+                if args.to == "tensorboard":
+                    target = _engines.export_tensorboard([run], args.output, progress=progress)[0]
+                else:
+                    target = _engines.export_mlflow([run], tracking_uri=args.tracking_uri,
+                                                    experiment=args.experiment, progress=progress)[0]
+            except _engines.AlreadyExportedError as exc:
+                if not args.skip_exported:
+                    raise CliError(f"{exc} (--skip-exported goes on with the others)"
+                                   + _exported_note(done)) from None
+                print(f"{run.id} skipped: already exported", file=sys.stderr)
+                continue
+            except (CliError, Error, ImportError, KeyError, ValueError, TypeError, OSError) as exc:
+                raise CliError(f"{exc}{_exported_note(done)}") from exc
+            except Exception as exc:  # the engine's own refusal, e.g. MLflow rejecting a tracking URI
+                raise CliError(f"{args.to} refused the export of {run.id}: {type(exc).__name__}: {exc}"
+                               + _exported_note(done)) from exc
+            done.append(run.id)
+            print(f"{run.id} -> {target}", flush=True)
     hint = (f"view with: tensorboard --logdir {args.output}  (pip install tensorboard)" if args.to == "tensorboard"
             else "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else "")
             + "  (the UI is in the full package: pip install mlflow)")
-    for run, target in zip(runs, targets):
-        print(f"{run.id} -> {target}")
     print(hint, file=sys.stderr)
+
+
+def _exported_note(done: Sequence[str]) -> str:
+    return f"; exported before it (kept): {', '.join(done)}" if done else ""
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -401,6 +466,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run one command; returns the exit status."""
     args = parser().parse_args(argv)
     api = Api(args.dir)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.function(api, args) or 0
     except BrokenPipeError:  # e.g. `mplogger history RUN | head`
@@ -408,14 +474,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except (CliError, Error, KeyError, ValueError, TypeError, ImportError, OSError, RuntimeError) as exc:
+    except (CliError, Error, KeyError, ValueError, TypeError, ImportError, OSError, RuntimeError,
+            sqlite3.Error) as exc:
         if os.environ.get("MPLOGGER_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"mplogger: error: {message}", file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGTERM, previous)
         api.close()
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM ends a command as Ctrl-C does: through ``finally`` blocks (no temporary files left)."""
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -128,14 +128,13 @@ def _number(value: Any) -> Optional[float]:
     return None
 
 
-def _leaves(values: Mapping[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
-    """(dotted key, value) pairs of nested dicts; a media reference (a dict with ``_type``) is one value."""
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value and "_type" not in value:
-            yield from _leaves(value, f"{name}.")
-        else:
-            yield name, value
+def _utf8(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate (which the store keeps) becomes ``\\udcff``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _rows(run: "StoredRun") -> Iterator[Dict[str, Any]]:
@@ -150,7 +149,8 @@ def _points(run: "StoredRun", tally: _Tally, progress: Progress) -> Iterator[Tup
         step, timestamp = row.pop("_step"), row.pop("_timestamp")
         row.pop("_runtime", None)
         points: List[Point] = []
-        for key, value in _leaves(row):
+        for key, value in flatten(row).items():
+            key = _utf8(key)
             number = _number(value)
             if number is None:
                 tally.skipped[key] = tally.skipped.get(key, 0) + 1
@@ -171,7 +171,8 @@ def _points(run: "StoredRun", tally: _Tally, progress: Progress) -> Iterator[Tup
 def _summary_points(run: "StoredRun", tally: _Tally) -> List[Point]:
     """Numeric summary values under keys the history never had: one point each."""
     points = []
-    for key, value in _leaves(run.summary):
+    for key, value in flatten(run.summary).items():
+        key = _utf8(key)
         number = _number(value)
         if number is not None and not key.startswith("_") and key not in tally.keys:
             points.append((key, number))
@@ -245,7 +246,9 @@ def export_tensorboard(runs: Sequence["StoredRun"], out_dir: str,
 
 def _folder_name(run: "StoredRun") -> str:
     """``<name>-<id>``: the name TensorBoard shows, made unique by the id, safe as one folder name."""
-    name = re.sub(r"[/\\\x00-\x1f]", "_", run.name or "run")[:150]
+    name = re.sub(r"[/\\\x00-\x1f]", "_", _utf8(run.name or "run"))[:200]
+    while len(name.encode("utf-8")) > 200:  # file names are limited in bytes (255 on most systems)
+        name = name[:-1]
     return f"{name}-{run.id}"
 
 
@@ -323,7 +326,7 @@ def _hparams_summaries(tb: SimpleNamespace, run: "StoredRun") -> List[Any]:
     """
     start = tb.SessionStartInfo(start_time_secs=run.created)
     for key, value in flatten(run.config).items():
-        _set_hparam(start.hparams[key], value)
+        _set_hparam(start.hparams[_utf8(key)], value)
     status = tb.Status.Value(TENSORBOARD_STATUS.get(run.state, "STATUS_UNKNOWN"))
     end = tb.SessionEndInfo(status=status, end_time_secs=run.finished or 0.0)  # 0: not ended
     return [_hparams_summary(tb, "_hparams_/session_start_info", tb.HParamsPluginData(session_start_info=start)),
@@ -337,9 +340,9 @@ def _set_hparam(slot: Any, value: Any) -> None:
     elif _number(value) is not None:
         slot.number_value = float(value)
     elif isinstance(value, str):
-        slot.string_value = value
+        slot.string_value = _utf8(value)
     else:
-        slot.string_value = json.dumps(value, ensure_ascii=False)
+        slot.string_value = _utf8(json.dumps(value, ensure_ascii=False))
 
 
 def _hparams_summary(tb: SimpleNamespace, tag: str, data: Any) -> Any:
@@ -351,7 +354,7 @@ def _hparams_summary(tb: SimpleNamespace, tag: str, data: Any) -> Any:
 def _text_summary(tb: SimpleNamespace, tag: str, fields: Mapping[str, Any]) -> Any:
     """A text entry (the TEXT tab, markdown) holding ``fields`` as an indented JSON block."""
     body = "```json\n" + json.dumps(fields, indent=2, ensure_ascii=False, default=str) + "\n```"
-    tensor = tb.TensorProto(dtype="DT_STRING", string_val=[body.encode("utf-8")],
+    tensor = tb.TensorProto(dtype="DT_STRING", string_val=[body.encode("utf-8", "backslashreplace")],
                             tensor_shape=tb.TensorShapeProto(dim=[tb.TensorShapeProto.Dim(size=1)]))
     content = tb.TextPluginData(version=0).SerializeToString()
     metadata = tb.SummaryMetadata(plugin_data=tb.SummaryMetadata.PluginData(plugin_name="text", content=content))
@@ -496,7 +499,7 @@ def _write_mlflow_run(ml: SimpleNamespace, client: Any, experiment_id: str, run:
                       progress: Progress) -> Tuple[str, Dict[str, int]]:
     """Create and fill one MLflow run; a failure deletes it again. Returns its id and the skipped counts."""
     created = client.create_run(experiment_id, start_time=_ms(run.created), tags={"mplogger.run_id": run.id},
-                                run_name=run.name)
+                                run_name=_utf8(run.name))
     mlflow_id = created.info.run_id
     try:
         metric_names, param_names = _Names(ml.MAX_ENTITY_KEY_LENGTH), _Names(ml.MAX_ENTITY_KEY_LENGTH)
@@ -545,8 +548,8 @@ def _params(ml: SimpleNamespace, config: Mapping[str, Any], names: _Names, trunc
 def _param_text(value: Any) -> str:
     """A config value as MLflow param text: scalars as ``str()`` (as ``mlflow.log_param``), the rest as JSON."""
     if value is None or isinstance(value, (str, int, float)):
-        return str(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
+        return _utf8(str(value))
+    return _utf8(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _log_metrics(ml: SimpleNamespace, client: Any, mlflow_id: str, run: "StoredRun", names: _Names,
@@ -585,6 +588,7 @@ def _tags(ml: SimpleNamespace, run: "StoredRun", tally: _Tally, renamed: Dict[st
     for key, text in values.items():
         if text is None or text == "":
             continue
+        text = _utf8(text)
         if len(text) > ml.MAX_TAG_VAL_LENGTH:
             truncated[f"tags.{key}"] = len(text)
             text = text[:ml.MAX_TAG_VAL_LENGTH]

@@ -29,20 +29,29 @@ _FIRST = ("_step", "_runtime", "_timestamp")
 def write_history(run: Any, output: Optional[str] = None, format: str = "csv",
                   keys: Optional[Sequence[str]] = None,
                   progress: Optional[Callable[[int], None]] = None) -> int:
-    """Write ``run``'s rows to ``output`` (a path; stdout when None); returns the rows written."""
+    """Write ``run``'s rows to ``output`` (a path; stdout when None); returns the rows written.
+
+    The rows are those stored when it starts: a run still being written exports consistently.
+    """
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+    if format == "parquet" and output is None:
+        raise ValueError("parquet is binary: give a file to write it to (-o FILE)")
+    if output is not None:
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"cannot write {output}: there is no folder {folder}")
+    rows = _Rows(run, keys, progress)
     if format == "parquet":
-        if output is None:
-            raise ValueError("parquet is binary: give a file to write it to (-o FILE)")
-        return _write_parquet(run, output, keys, progress)
+        return _write_parquet(rows, output)
     writer = _write_csv if format == "csv" else _write_jsonl
     if output is None:
-        return writer(run, sys.stdout, keys, progress)
+        return writer(rows, sys.stdout)
 
     def write_text(path: str) -> int:
-        with open(path, "w", newline="", encoding="utf-8") as stream:
-            return writer(run, stream, keys, progress)
+        # backslashreplace: text the store holds with lone surrogates stays readable, never fails
+        with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as stream:
+            return writer(rows, stream)
 
     return _atomically(output, write_text)
 
@@ -59,17 +68,26 @@ def _atomically(output: str, write: Callable[[str], int]) -> int:
     return count
 
 
-def _rows(run: Any, keys: Optional[Sequence[str]], progress: Optional[Callable[[int], None]]) -> Iterator[Dict[str, Any]]:
-    for row in run._scan(keys, load_media=False):
-        yield row
-        if progress is not None:
-            progress(1)
+class _Rows:
+    """A run's rows up to the last one stored when the export began; iterable more than once."""
+
+    def __init__(self, run: Any, keys: Optional[Sequence[str]], progress: Optional[Callable[[int], None]]) -> None:
+        self.run, self.keys, self.progress = run, keys, progress
+        self.until = run._last_seq()
+
+    def scan(self) -> Iterator[Dict[str, Any]]:
+        return self.run._scan(self.keys, load_media=False, until=self.until)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for row in self.scan():
+            yield row
+            if self.progress is not None:
+                self.progress(1)
 
 
-def _write_jsonl(run: Any, stream: IO[str], keys: Optional[Sequence[str]],
-                 progress: Optional[Callable[[int], None]]) -> int:
+def _write_jsonl(rows: _Rows, stream: IO[str]) -> int:
     count = 0
-    for row in _rows(run, keys, progress):
+    for row in rows:
         ordered = {key: row.pop(key) for key in _FIRST}
         ordered.update(row)
         stream.write(json.dumps(ordered, ensure_ascii=False) + "\n")
@@ -82,37 +100,35 @@ def _flat(row: Dict[str, Any]) -> Dict[str, Any]:
             for key, value in flatten(row).items()}
 
 
-def _columns(run: Any, keys: Optional[Sequence[str]]) -> List[str]:
+def _columns(rows: _Rows) -> List[str]:
     seen: Dict[str, None] = dict.fromkeys(_FIRST)
-    for row in run._scan(keys, load_media=False):
+    for row in rows.scan():
         seen.update(dict.fromkeys(flatten(row)))
     return list(seen)
 
 
-def _write_csv(run: Any, stream: IO[str], keys: Optional[Sequence[str]],
-               progress: Optional[Callable[[int], None]]) -> int:
-    writer = csv.DictWriter(stream, fieldnames=_columns(run, keys), restval="")
+def _write_csv(rows: _Rows, stream: IO[str]) -> int:
+    writer = csv.DictWriter(stream, fieldnames=_columns(rows), restval="")
     writer.writeheader()
     count = 0
-    for row in _rows(run, keys, progress):
+    for row in rows:
         writer.writerow(_flat(row))
         count += 1
     return count
 
 
-def _write_parquet(run: Any, output: str, keys: Optional[Sequence[str]],
-                   progress: Optional[Callable[[int], None]]) -> int:
+def _write_parquet(rows: _Rows, output: str) -> int:
     try:
         import pandas as pd
         import pyarrow  # noqa: F401  (pandas' parquet engine)
     except ImportError as exc:
         raise ImportError(f"--format parquet needs pandas and pyarrow ({exc.name} is missing): "
                           "pip install 'mplogger[parquet]'") from None
-    frame = pd.DataFrame([_flat(row) for row in _rows(run, keys, progress)])
-    columns = [c for c in _FIRST if c in frame.columns] + [c for c in frame.columns if c not in _FIRST]
-    frame = frame[columns]
+    frame = pd.DataFrame([_flat(row) for row in rows], columns=_columns(rows))
     for column in frame.columns:
-        if frame[column].dtype == object and not all(isinstance(v, str) or v is None for v in frame[column]):
+        values = [v for v in frame[column] if v is not None and v == v]
+        if frame[column].dtype == object and not (all(isinstance(v, str) for v in values)
+                                                   or all(isinstance(v, bool) for v in values)):
             frame[column] = [None if v is None or v != v else v if isinstance(v, str) else json.dumps(v)
                              for v in frame[column]]
 

@@ -88,15 +88,22 @@ def _operator_matches(value: Any, op: str, operand: Any) -> bool:
     if isinstance(value, list) and (op == "$in" or not isinstance(operand, list)):
         return any(_operator_matches(item, op, operand) for item in value) or (op == "$in" and value in operand)
     if op == "$eq":
-        return value == operand
+        return _equal(value, operand)
     if op == "$in":
-        return any(value == item for item in operand)
+        return any(_equal(value, item) for item in operand)
     if op == "$regex":
         return isinstance(value, str) and re.search(str(operand), value) is not None
+    if isinstance(value, bool) != isinstance(operand, bool):
+        return False
     try:
         return _COMPARISONS[op](value, operand)
     except TypeError:  # a string against a number, None against anything: not a match
         return False
+
+
+def _equal(value: Any, operand: Any) -> bool:
+    """``==``, except that a bool equals only a bool (``True == 1`` in Python, not here)."""
+    return isinstance(value, bool) == isinstance(operand, bool) and value == operand
 
 
 def check_filters(filters: Mapping[str, Any]) -> None:
@@ -126,6 +133,11 @@ def _check_condition(condition: Any) -> None:
             _check_condition(operand)
         if op in ("$in", "$nin") and not isinstance(operand, (list, tuple, set, frozenset)):
             raise ValueError(f"{op} takes a list, not {type(operand).__name__}")
+        if op == "$regex":
+            try:
+                re.compile(str(operand))
+            except re.error as exc:
+                raise ValueError(f"$regex {operand!r} is not a regular expression: {exc}") from None
 
 
 _WHERE = re.compile(r"^\s*([^\s=!<>~]+)\s*(==|=|!=|>=|<=|>|<|~)\s*(.*?)\s*$")
@@ -145,7 +157,12 @@ def parse_where(terms: Sequence[str]) -> Dict[str, Any]:
         key, op, text = found.groups()
         field_value(_Empty(), key)
         value: Any = text if op == "~" else _parse_value(text)
-        parts.append((key, {_WHERE_OPS[op]: value}))
+        if op in ("=", "==", "!=") and not isinstance(value, str):  # 123 may be a number or a name
+            condition: Dict[str, Any] = {"$in" if op != "!=" else "$nin": [value, text]}
+        else:
+            condition = {_WHERE_OPS[op]: value}
+        check_filters({key: condition})
+        parts.append((key, condition))
     return {"$and": [{key: condition} for key, condition in parts]} if parts else {}
 
 

@@ -120,3 +120,17 @@ def tags_from(tags: Any) -> list:
     if isinstance(tags, str) or not all(isinstance(t, str) for t in tags):
         raise TypeError("init(tags=...) takes a list of strings")
     return list(tags)
+
+
+def text_arg(param: str, value: Any) -> Optional[str]:
+    """An ``init()`` text argument (name, project, ...): a string of valid Unicode, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"init({param}={value!r}): expected a string, not {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"init({param}={value!r}): not valid Unicode text ({exc.reason} at "
+                         f"position {exc.start})") from None
+    return value

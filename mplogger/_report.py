@@ -255,8 +255,8 @@ def _fixed(value: float, step: float) -> str:
 
 def _extent(values: Sequence[float]) -> Tuple[float, float]:
     lo, hi = min(values), max(values)
-    if hi - lo <= abs(hi) * 1e-12:
-        pad = abs(lo) * 0.1 or 1.0
+    if hi - lo <= max(abs(hi), abs(lo)) * 1e-12 or hi - lo < 1e-290:  # flat, or a span floats cannot tick
+        pad = abs(lo) * 0.1 if abs(lo) > 1e-290 else 1.0
         return lo - pad, hi + pad
     return lo, hi
 
@@ -295,7 +295,7 @@ def _segments(points: Sequence[_Point]) -> Iterator[List[Tuple[float, float]]]:
         yield current
 
 
-def _series_svg(points: Sequence[_Point], x: _Axis, y: _Axis, colour: str, run_id: str) -> str:
+def _series_svg(points: Sequence[_Point], x: _Axis, y: _Axis, colour: str, run_id: str, dash: str = "") -> str:
     """One run's line: a path (a move per segment, so gaps stay gaps) and a dot per lone point."""
     strokes, dots = [], []
     for segment in _segments(points):
@@ -305,7 +305,8 @@ def _series_svg(points: Sequence[_Point], x: _Axis, y: _Axis, colour: str, run_i
         else:
             strokes.append("M" + coords[0] + "L" + " ".join(coords[1:]))
     path = f'<path d="{"".join(strokes)}"/>' if strokes else ""
-    return (f'<g class="series" data-run="{_e(run_id)}" stroke="{colour}" fill="{colour}">'
+    dashes = f' stroke-dasharray="{dash}"' if dash else ""
+    return (f'<g class="series" data-run="{_e(run_id)}" stroke="{colour}" fill="{colour}"{dashes}>'
             f'{path}{"".join(dots)}</g>')
 
 
@@ -332,7 +333,8 @@ def _chart_svg(metric: str, series: Mapping[int, _Series], runs: Sequence["Store
     ys = [py for pts in finite.values() for _, py in pts]
     x = _Axis(xs, _LEFT, _W - _RIGHT, integer=integer_x, snap=False)
     y = _Axis(ys, _H - _BOTTOM, _TOP, integer=False, snap=True)
-    lines = [_series_svg(s.points(), x, y, _colour(index), runs[index].id) for index, s in series.items()]
+    lines = [_series_svg(s.points(), x, y, _colour(index), runs[index].id, _dash(index))
+             for index, s in series.items()]
     svg = (f'<svg class="plot" viewBox="0 0 {_W} {_H}" role="img" aria-label="{_e(metric)}" '
            f'data-metric="{_e(metric)}">{_axes_svg(x, y)}{"".join(lines)}'
            f'<line class="cursor" y1="{_TOP}" y2="{_H - _BOTTOM}" visibility="hidden"/></svg>')
@@ -352,8 +354,21 @@ def _colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
+_DASHES = ("", "7 4", "2 3", "10 3 2 3")
+
+
+def _dash(index: int) -> str:
+    """A dash pattern after the palette's first round, so run 11 is not drawn as run 1."""
+    return _DASHES[(index // len(PALETTE)) % len(_DASHES)]
+
+
 def _swatch(index: int) -> str:
-    return f'<i class="sw" style="background:{_colour(index)}"></i>'
+    colour = _colour(index)
+    if not _dash(index):
+        return f'<i class="sw" style="background:{colour}"></i>'
+    gap = 2 + index // len(PALETTE)
+    return (f'<i class="sw" style="background:repeating-linear-gradient(90deg,{colour} 0 3px,'
+            f'transparent 3px {3 + gap}px);outline:1px solid {colour}"></i>')
 
 
 def _label(run: "StoredRun") -> str:
@@ -398,9 +413,12 @@ class _MediaRef:
         return f"<{self.kind}>"
 
 
+_MEDIA_TYPES = frozenset({"histogram", "table-file", "image-file"})
+
+
 def _collapse_media(values: Any) -> Any:
     if isinstance(values, Mapping):
-        if "_type" in values:
+        if values.get("_type") in _MEDIA_TYPES:
             return _MediaRef(values["_type"])
         return {key: _collapse_media(value) for key, value in values.items()}
     return values
@@ -601,10 +619,12 @@ def write_report(runs: Sequence["StoredRun"], path: str, title: Optional[str] = 
     text = render_report(runs, title=title, max_points=max_points, progress=progress)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot write {path}: there is no folder {folder}")
     mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:  # lone surrogates
             out.write(text)
         os.chmod(tmp, mode)
         os.replace(tmp, path)

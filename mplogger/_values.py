@@ -228,11 +228,14 @@ def jsonable(value: Any) -> Any:
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Nested dicts as one level, with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``)."""
+    """Nested dicts as one level, with dotted keys (``{"a": {"b": 1}}`` -> ``{"a.b": 1}``).
+
+    A stored media reference (a dict with ``_type``) is one value, not flattened.
+    """
     out: Dict[str, Any] = {}
     for key, value in values.items():
         name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, Mapping) and value and "_type" not in value:
             out.update(flatten(value, f"{name}."))
         else:
             out[name] = value

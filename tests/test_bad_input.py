@@ -127,3 +127,17 @@ def test_history_pandas(root):
     run.finish()
     frame = mplogger.Api(root).run(run.id).history(pandas=True)
     assert isinstance(frame, pd.DataFrame) and list(frame["a"]) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(name="s\udcff"), ValueError, r"init\(name='s\\udcff'\): not valid Unicode text \(surrogates not allowed at position 1\)"),
+    (dict(project=3), TypeError, r"init\(project=3\): expected a string, not int"),
+    (dict(notes=b"x"), TypeError, r"init\(notes=b'x'\): expected a string, not bytes"),
+])
+def test_init_text_arguments_are_checked_at_the_call_site(root, arguments, error, message):
+    with pytest.raises(error, match=message):
+        mplogger.init(dir=root, **arguments)
+    run = mplogger.init(dir=root, name="fine")
+    run.log({"x": 1})
+    run.finish()
+    assert [r.name for r in mplogger.Api(root).runs()] == ["fine"]

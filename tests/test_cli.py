@@ -232,7 +232,8 @@ def test_a_closed_pipe_ends_history_quietly(root, odd_run):
 LIVE = """
     import os, sys, time, mplogger
     root, go = sys.argv[1], sys.argv[2]
-    run = mplogger.init(dir=root, project="live")
+    resume = dict(id=sys.argv[3], resume="allow") if len(sys.argv) > 3 else {}
+    run = mplogger.init(dir=root, project="live", **resume)
     print(run.id, flush=True)
     for step in range(5):
         run.log({"loss": step})
@@ -269,14 +270,14 @@ class Lines:
                 return line
 
 
-def _start_live(script, root, tmp_path):
+def _start_live(script, root, tmp_path, resume: str = ""):
     go = tmp_path / "go"
-    live = subprocess.Popen([sys.executable, str(script(LIVE)), root, str(go)], stdout=subprocess.PIPE,
-                            text=True, env=script_env())
+    live = subprocess.Popen([sys.executable, str(script(LIVE)), root, str(go), *([resume] if resume else [])],
+                            stdout=subprocess.PIPE, text=True, env=script_env())
     run_id = live.stdout.readline().strip()
     assert run_id, "the live script did not start a run"
-    wait_for(lambda: mplogger.Api(root).run(run_id).rows >= 0 and
-             len(mplogger.Api(root).run(run_id).history()) == 5, 30, "the first five rows")
+    rows = 5 + (len(mplogger.Api(root).run(resume).history()) if resume else 0)
+    wait_for(lambda: len(mplogger.Api(root).run(run_id).history()) == rows, 30, "the first five rows")
     return live, run_id, go
 
 
@@ -358,15 +359,24 @@ def test_rm_asks_on_a_terminal(root, runs, answer, deleted):
     assert (_stored_everywhere(root, run.id)["runs"] == 0) == deleted
 
 
-def test_rm_refuses_a_live_run_unless_forced(script, root, tmp_path):
-    live, run_id, go = _start_live(script, root, tmp_path)
+@pytest.mark.parametrize("resumed", [False, True])
+def test_rm_deletes_nothing_while_one_of_its_runs_is_live_unless_forced(script, root, runs, tmp_path, resumed):
+    if resumed:  # a resumed run keeps its old creation time: its process is younger than the run
+        old = mplogger.init(dir=root, project="live", reinit="create_new")
+        old.log({"loss": -1})
+        old.finish()
+    live, run_id, go = _start_live(script, root, tmp_path, resume=old.id if resumed else "")
     try:
-        result = cli(root, "rm", run_id, "--yes")
-        assert result.returncode == 1 and "is still running" in result.stderr and "--force" in result.stderr
-        assert _stored_everywhere(root, run_id)["runs"] == 1
+        result = cli(root, "rm", runs[0].id, run_id, "--yes")
+        assert result.returncode == 1
+        assert result.stderr == f"mplogger: error: nothing deleted: {run_id} still running (finish it first, or --force)\n"
+        assert _stored_everywhere(root, run_id)["runs"] == 1 and _stored_everywhere(root, runs[0].id)["runs"] == 1
+        doctor = cli(root, "doctor", "--dry-run")
+        assert doctor.returncode == 0 and f"run {run_id}: running, process {live.pid} alive" in doctor.stdout
     finally:
         go.touch()
         assert live.wait(60) == 0
+    assert mplogger.Api(root).run(run_id).state == "finished"
 
 
 # --- doctor --------------------------------------------------------------------------------------
@@ -571,3 +581,141 @@ def test_long_operations_draw_progress_on_a_terminal_only(root, odd_run, tmp_pat
     assert f"wrote 2000 rows of run {odd_run.id}" in text
     piped = cli(root, "history", odd_run.id, "-o", str(tmp_path / "h2.csv"))
     assert "\r" not in piped.stderr and "rows:" not in piped.stderr
+
+
+# --- found by review -----------------------------------------------------------------------------
+NEW_KEYS = """
+    import os, sys, time, mplogger
+    run = mplogger.init(dir=sys.argv[1], project="growing")
+    print(run.id, flush=True)
+    step = 0
+    while step % 50 or not os.path.exists(sys.argv[2]):
+        run.log({"loss": step, f"k{step // 20}": 1})  # a new key every 20 rows
+        step += 1
+        if step % 50 == 0:
+            time.sleep(0.005)
+    run.finish()
+"""
+
+
+def test_history_csv_of_a_run_gaining_keys_while_it_is_read(script, root, tmp_path):
+    go = tmp_path / "go"
+    writer = subprocess.Popen([sys.executable, str(script(NEW_KEYS)), root, str(go)], stdout=subprocess.PIPE,
+                              text=True, env=script_env())
+    try:
+        run_id = writer.stdout.readline().strip()
+        wait_for(lambda: (mplogger.Api(root).run(run_id).last_step or 0) > 100, 30, "rows")
+        for _ in range(3):
+            result = cli(root, "history", run_id, "-o", str(tmp_path / "live.csv"))
+            assert result.returncode == 0, result.stderr
+            with open(tmp_path / "live.csv", newline="") as stream:
+                rows = list(csv.DictReader(stream))
+            assert [int(r["loss"]) for r in rows] == list(range(len(rows)))
+            assert all(rows[i][f"k{i // 20}"] == "1" for i in range(len(rows)))
+    finally:
+        go.touch()
+        assert writer.wait(60) == 0
+
+
+@pytest.fixture
+def odd_names(root):
+    """A run with NaN in its summary, terminal escapes in its name and notes, media and a slashed project."""
+    run = mplogger.init(dir=root, project="team/proj", name="evil\x1b[31mred", notes="\x1b]0;pwned\x07",
+                        reinit="create_new")
+    run.log({"loss": float("nan"), "hist": mplogger.Histogram([1, 2, 3]), "ok": True})
+    run.log({"loss": 1.0})
+    run.finish()
+    return run
+
+
+def test_json_output_is_strict_json(root, odd_names):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+
+    listed = strict(cli(root, "ls", "--json").stdout)
+    assert listed[0]["summary"]["loss"] == 1.0
+    shown = strict(cli(root, "show", odd_names.id, "--json").stdout)
+    assert shown["name"] == "evil\x1b[31mred"
+    tailed = [strict(line) for line in cli(root, "tail", odd_names.id, "--json").stdout.splitlines()]
+    assert tailed[0]["loss"] is None and tailed[1]["loss"] == 1.0
+
+
+def test_control_characters_in_names_are_shown_escaped(root, odd_names):
+    for args in (("ls",), ("show", odd_names.id)):
+        out = cli(root, *args).stdout
+        assert "\x1b" not in out and "\x07" not in out
+        assert "evil\\x1b[31mred" in out
+    assert "\\x1b]0;pwned\\x07" in cli(root, "show", odd_names.id).stdout
+
+
+def test_a_project_name_with_a_slash_can_be_selected(root, odd_names):
+    assert [r["id"] for r in json.loads(cli(root, "ls", "--json", "--project", "team/proj").stdout)] == [odd_names.id]
+    assert [r.id for r in mplogger.Api(root).runs(project="team/proj")] == [odd_names.id]
+
+
+def test_media_are_one_column_not_their_fields(root, odd_names, tmp_path):
+    cli(root, "history", odd_names.id, "-o", str(tmp_path / "m.csv"))
+    with open(tmp_path / "m.csv", newline="") as stream:
+        header = next(csv.reader(stream))
+    assert "hist" in header and not any(column.startswith("hist.") for column in header)
+    assert "hist" not in cli(root, "ls").stdout.splitlines()[0]
+
+
+def test_parquet_keeps_a_bool_column_with_gaps_as_bools(root, odd_names, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    cli(root, "history", odd_names.id, "-o", str(tmp_path / "m.parquet"))
+    assert pd.read_parquet(tmp_path / "m.parquet")["ok"].tolist() == [True, None]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (("ls", "-n", "-1"), 2, "expected a whole number, 0 or more, not '-1'"),
+    (("history", "RUN", "-o", "out.json"), 1, "cannot tell the format of 'out.json' from its extension"),
+    (("history", "RUN", "-o", "/nonexistent/x.csv"), 1, "cannot write /nonexistent/x.csv: there is no folder /nonexistent"),
+    (("compare", "RUN", "RUN"), 1, "compare needs two or more different runs"),
+    (("ls", "--where", "name~["), 1, "is not a regular expression"),
+])
+def test_more_bad_command_lines_are_one_clear_line(root, runs, args, code, message):
+    result = cli(root, *[runs[0].id if a == "RUN" else a for a in args])
+    assert result.returncode == code and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_store_is_one_clear_line(tmp_path):
+    (tmp_path / "mplogger.db").write_bytes(b"junk" * 1000)
+    result = cli(str(tmp_path), "ls")
+    assert result.returncode == 1 and result.stderr == "mplogger: error: file is not a database\n"
+
+
+def test_sigterm_during_an_export_leaves_no_temporary_file(root, tmp_path):
+    run = mplogger.init(dir=root, project="big")
+    for step in range(100_000):
+        run.log({"loss": step, "acc": step / 2})
+    run.finish()
+    out = tmp_path / "h.csv"
+    proc = subprocess.Popen([str(SCRIPT), "history", run.id, "-o", str(out), "--dir", root],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=script_env())
+    try:
+        wait_for(lambda: any(p.name.startswith("h.csv.part-") for p in tmp_path.iterdir()) or proc.poll() is not None,
+                 60, "the export to start writing")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert code in (0, 128 + signal.SIGTERM)
+    assert [p.name for p in tmp_path.iterdir() if ".part-" in p.name] == []
+
+
+def test_export_goes_run_by_run_and_can_skip_what_is_there(root, runs, tmp_path):
+    pytest.importorskip("tensorboardX")
+    out = str(tmp_path / "tb")
+    assert cli(root, "export", "--to", "tensorboard", runs[1].id, "-o", out).returncode == 0
+    again = cli(root, "export", "--to", "tensorboard", runs[0].id, runs[1].id, runs[2].id, "-o", out)
+    assert again.returncode == 1
+    assert f"exported before it (kept): {runs[0].id}" in again.stderr and "--skip-exported" in again.stderr
+    assert again.stdout.startswith(f"{runs[0].id} -> ")
+    skipping = cli(root, "export", "--to", "tensorboard", *[r.id for r in runs], "-o", out, "--skip-exported")
+    assert skipping.returncode == 0, skipping.stderr
+    assert [line.split(" -> ")[0] for line in skipping.stdout.splitlines()] == [runs[2].id]
+    assert f"{runs[0].id} skipped: already exported" in skipping.stderr

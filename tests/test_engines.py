@@ -447,3 +447,14 @@ def test_importing_mplogger_imports_no_engine():
                           env=script_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_long_non_ascii_names_and_lone_surrogates_export(root, tmp_path, mlflow_uri):
+    pytest.importorskip("tensorboardX")
+    stored = make_run(root, [{"loss": 1.0, "file": "a\udcffb"}], name="实验" * 75,
+                      config={"path": "data/\udcff.bin", "ok": True})
+    folder = export_tensorboard([stored], str(tmp_path / "tb"))[0]
+    assert len(os.path.basename(folder).encode("utf-8")) <= 255 and os.path.isdir(folder)
+    mlflow_id = export_mlflow([stored], tracking_uri=mlflow_uri)[0]
+    exported = client(mlflow_uri).get_run(mlflow_id)
+    assert exported.data.params["path"] == "data/\\udcff.bin"

@@ -44,6 +44,7 @@ R = run(config={"lr": 0.1, "opt": {"name": "adam"}, "layers": [1, 2]}, summary={
     ({"$nor": [{"config.lr": 1}]}, True),
     ({"config.lr": {"$not": {"$gt": 0.05}}}, False),
     ({}, True),
+    ({"config.layers": {"$in": [2]}}, True),
 ])
 def test_filters_match_like_mongodb(filters, expected):
     check_filters(filters)
@@ -57,6 +58,7 @@ def test_filters_match_like_mongodb(filters, expected):
     ({"$xor": []}, "unknown filter operator '$xor'"),
     ({"tags": {"$in": "best"}}, "$in takes a list"),
     ({"$and": [{"ok": 1}]}, "unknown filter field 'ok'"),
+    ({"name": {"$regex": "["}}, "$regex '[' is not a regular expression"),
 ])
 def test_bad_filters_are_refused_before_any_run_is_read(filters, message):
     with pytest.raises(ValueError) as error:
@@ -72,7 +74,8 @@ def test_filters_must_be_a_dict():
 @pytest.mark.parametrize("terms, expected", [
     (["summary.acc>0.9"], {"$and": [{"summary.acc": {"$gt": 0.9}}]}),
     (["config.opt = adam", "state!=crashed"], {"$and": [{"config.opt": {"$eq": "adam"}}, {"state": {"$ne": "crashed"}}]}),
-    (["config.flag=true", "config.n<=3"], {"$and": [{"config.flag": {"$eq": True}}, {"config.n": {"$lte": 3}}]}),
+    (["config.flag=true", "config.n<=3"], {"$and": [{"config.flag": {"$in": [True, "true"]}}, {"config.n": {"$lte": 3}}]}),
+    (["name!=123"], {"$and": [{"name": {"$nin": [123, "123"]}}]}),
     (["name~^a.*1$"], {"$and": [{"name": {"$regex": "^a.*1$"}}]}),
     ([], {}),
 ])
@@ -92,3 +95,23 @@ def test_where_comparisons_agree_with_python(value, bound):
     assert matches(target, parse_where([f"summary.x>{bound!r}"])) is (value > bound)
     assert matches(target, parse_where([f"summary.x<={bound!r}"])) is (value <= bound)
     assert matches(target, parse_where([f"summary.x={value!r}"]))
+
+
+def test_a_bool_matches_only_a_bool():
+    flagged = run(config={"flag": True, "n": 1, "off": False, "zero": 0})
+    assert matches(flagged, parse_where(["config.flag=true"]))
+    assert not matches(flagged, parse_where(["config.flag=1"]))
+    assert not matches(flagged, parse_where(["config.n=true"]))
+    assert not matches(flagged, parse_where(["config.off=0"])) and not matches(flagged, parse_where(["config.zero=false"]))
+    assert not matches(flagged, {"config.n": {"$gte": True}})
+
+
+def test_where_values_that_look_like_numbers_still_match_text():
+    assert matches(run(name="123"), parse_where(["name=123"]))
+    assert matches(run(config={"seed": 123}), parse_where(["config.seed=123"]))
+    assert not matches(run(name="123"), parse_where(["name!=123"]))
+
+
+def test_a_bad_regex_in_where_is_a_value_error():
+    with pytest.raises(ValueError, match="is not a regular expression"):
+        parse_where(["name~["])

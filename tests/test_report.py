@@ -398,3 +398,42 @@ def test_chromium_runs_no_injected_script(tmp_path: Path, root: str):
     html_node = parse(dom.stdout).find("html")
     assert html_node.attrs.get("data-pwned") is None
     assert html_node.attrs.get("data-hover") == "ready"
+
+
+# --- found by review ---------------------------------------------------------------------------
+def test_runs_past_the_palette_are_told_apart_by_dashes(root):
+    ids = [make_run(root, f"r{i}", [{"loss": float(i)}, {"loss": i + 1.0}]) for i in range(12)]
+    dom = parse(render_report(stored(root, *ids)))
+    groups = {g.attrs["data-run"]: g for g in figures(dom)["loss"].find_all("g", cls="series")}
+    first, eleventh = groups[ids[0]], groups[ids[10]]
+    assert first.attrs["stroke"] == eleventh.attrs["stroke"]
+    assert "stroke-dasharray" not in first.attrs and eleventh.attrs["stroke-dasharray"]
+
+
+def test_config_dicts_with_a_type_key_are_compared_not_collapsed(root):
+    ids = [make_run(root, f"m{depth}", [{"x": 1}], config={"model": {"_type": "resnet", "depth": depth}})
+           for depth in (50, 101)]
+    text = render_report(stored(root, *ids))
+    config = section(parse(text), "Config")
+    assert "<resnet>" not in "".join(config.find("table").text() for _ in [0])
+    assert "101" in config.find("table").text() and "50" in config.find("table").text()
+
+
+def test_a_span_too_small_to_tick_is_drawn_flat(root):
+    run_id = make_run(root, "tiny", [{"g": 0.0}, {"g": 1e-323}])
+    dom = parse(render_report(stored(root, run_id)))
+    assert "g" in figures(dom)
+
+
+def test_lone_surrogates_in_the_store_do_not_break_the_report(root, tmp_path):
+    run_id = make_run(root, "s", [{"x": 1, "file": "a\udcffb"}], config={"path": "data/\udcff.bin"})
+    path = write_report(stored(root, run_id), str(tmp_path / "r.html"))
+    text = open(path, encoding="utf-8").read()
+    assert "\\udcff" in text
+
+
+def test_a_missing_folder_is_named_not_a_temporary_file(root, tmp_path):
+    run_id = make_run(root, "a", [{"x": 1}])
+    target = tmp_path / "nope" / "r.html"
+    with pytest.raises(FileNotFoundError, match=f"cannot write {target}: there is no folder {target.parent}"):
+        write_report(stored(root, run_id), str(target))
