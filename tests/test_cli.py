@@ -240,7 +240,7 @@ LIVE = """
     run.flush()
     deadline = time.monotonic() + 60
     while not os.path.exists(go) and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.01)  # poll for the test's go-ahead
     for step in range(5, 10):
         run.log({"loss": step})
     run.finish()
@@ -593,7 +593,7 @@ NEW_KEYS = """
         run.log({"loss": step, f"k{step // 20}": 1})  # a new key every 20 rows
         step += 1
         if step % 50 == 0:
-            time.sleep(0.005)
+            time.sleep(0.005)  # bursts: the run grows while it is read, not without bound
     run.finish()
 """
 
