@@ -19,7 +19,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mplogger._admin import process_alive
-from mplogger._api import STATES, Api, Runs, StoredRun
+from mplogger._api import STATES, Api, StoredRun
 from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
 from mplogger._filters import parse_where
@@ -166,7 +166,7 @@ def ls(api: Api, args: argparse.Namespace) -> None:
     """List runs, newest first: id, project, name, state, start, duration, steps and summary values."""
     runs = _selected(api, args, require=False)
     if args.limit is not None:
-        runs = Runs(runs[: args.limit])
+        runs = runs[: args.limit]
     if args.json:
         _print_json([_listing(run) for run in runs])
         return
