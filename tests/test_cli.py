@@ -272,11 +272,11 @@ class Lines:
 
 def _start_live(script, root, tmp_path, resume: str = ""):
     go = tmp_path / "go"
+    rows = 5 + (len(mplogger.Api(root).run(resume).history()) if resume else 0)  # before it logs more
     live = subprocess.Popen([sys.executable, str(script(LIVE)), root, str(go), *([resume] if resume else [])],
                             stdout=subprocess.PIPE, text=True, env=script_env())
     run_id = live.stdout.readline().strip()
     assert run_id, "the live script did not start a run"
-    rows = 5 + (len(mplogger.Api(root).run(resume).history()) if resume else 0)
     wait_for(lambda: len(mplogger.Api(root).run(run_id).history()) == rows, 30, "the first five rows")
     return live, run_id, go
 
