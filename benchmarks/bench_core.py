@@ -38,6 +38,8 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
+from benchmarks.common import format_number, write_results
+
 KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
 
 
@@ -396,22 +398,13 @@ def _ratio_spread(values: List[float]) -> Dict[str, Any]:
 # --- printing ---------------------------------------------------------------------------------
 
 
-def _num(value: float) -> str:
-    if value >= 1e5:
-        return f"{value:,.0f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
 
 def _cell(s: Optional[Dict[str, Any]], repeats: int) -> str:
     if s is None:
         return "-"
     if repeats == 1:
-        return _num(s["median"])
-    return f"{_num(s['median'])} [{_num(s['min'])}–{_num(s['max'])}]"
+        return format_number(s["median"])
+    return f"{format_number(s['median'])} [{format_number(s['min'])}–{format_number(s['max'])}]"
 
 
 def render(result: Dict[str, Any], n: int, repeats: int) -> str:
@@ -499,16 +492,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"mplogger code: {version}")
     print(f"(benchmark wall time {perf() - started:.1f} s)")
     if args.json:
-        document = {
-            "n": n, "repeats": repeats, "keys": keys_now(), "batch": BATCH, "code": version,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "cpus": os.cpu_count(), "wall_s": perf() - started,
-            **result,
-        }
-        with open(args.json, "w") as fh:
-            json.dump(document, fh, indent=2)
-            fh.write("\n")
-        print(f"wrote {args.json}")
+        write_results(args.json, {"n": n, "repeats": repeats, "keys": keys_now(), "batch": BATCH,
+                                  "code": version, "wall_s": perf() - started, **result})
     return 0
 
 

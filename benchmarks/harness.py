@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from benchmarks.common import machine, write_results
 
 SECTIONS = ("core", "transports", "scenarios", "peers")
 KEYS_VARIABLE = "MPLOGGER_BENCH_KEYS"
@@ -84,7 +85,7 @@ RUNNERS: Dict[str, Callable[[Options], Dict[str, Any]]] = {
 def run(sections: List[str], options: Options, echo: Callable[[str], None] = print) -> Dict[str, Any]:
     """Run the named sections; return their figures and tables (printed as they finish)."""
     out: Dict[str, Any] = {
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        **machine(), "machine": platform.machine(),
         "options": dataclasses.asdict(options), "keys": int(os.environ.get(KEYS_VARIABLE, "10")),
         "sections": {},
     }
@@ -159,9 +160,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else None
     result = run(sections, Options(args.quick, args.n, args.repeats, batch_sizes))
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump(result, out, indent=1, default=str)
-        print(f"\nfigures written to {args.json}")
+        write_results(args.json, result)
     if args.png:
         drawn = chart(result, args.png)
         print(f"chart written to {drawn}" if drawn else "no chart: pip install matplotlib")

@@ -59,6 +59,8 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional
 
+from benchmarks.common import format_number, write_results
+
 KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
 LAST_KEY = f"k{KEYS - 1}"
 POOL = 1024  # distinct dicts cycled through, so no dict is built inside the timed loop
@@ -674,19 +676,6 @@ def run_peers(n: int, repeats: int = 1, peers: Optional[List[str]] = None,
 # --- printing ---------------------------------------------------------------------------------
 
 
-def _num(value: Optional[float]) -> str:
-    if value is None:
-        return "-"
-    if value >= 1e5:
-        return f"{value:,.0f}"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 0.01:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
 
 def format_peers(results: List[Dict[str, Any]]) -> str:
     """A plain-text table of ``run_peers`` results, then how each was read back."""
@@ -698,8 +687,8 @@ def format_peers(results: List[Dict[str, Any]]) -> str:
         read = "-" if r.get("rows_read_back") is None else f"{r['rows_read_back']:,}/{r['expected']:,}"
         status = r["status"] if len(r["status"]) <= 40 else r["status"][:37] + "..."
         body.append([
-            r["peer"], str(r.get("version") or "-"), status, _num(r.get("log_us")), _num(e2e),
-            _num(r["expected"] / e2e) if e2e else "-", _num(r.get("init_s")), read,
+            r["peer"], str(r.get("version") or "-"), status, format_number(r.get("log_us")), format_number(e2e),
+            format_number(r["expected"] / e2e) if e2e else "-", format_number(r.get("init_s")), read,
         ])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     right = {3, 4, 5, 6, 7}
@@ -754,11 +743,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     results = run_peers(n, repeats=args.repeats, peers=names, timeout=timeout, progress=sys.stderr.isatty())
     print(format_peers(results))
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"n": n, "repeats": args.repeats, "timeout_s": timeout,
-                       "python": platform.python_version(), "platform": platform.platform(),
-                       "cpus": os.cpu_count(), "results": results}, f, indent=2)
+        write_results(args.json, {"n": n, "repeats": args.repeats, "timeout_s": timeout, "results": results})
     return 1 if any(r["status"].startswith("failed") for r in results) else 0
 
 

@@ -44,6 +44,7 @@ import textwrap
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from benchmarks.common import format_number, write_results
 from benchmarks.bench_core import code_version
 
 SCENARIOS = ("memory", "cpu_loop", "wide_rows", "sweep", "exit_after_finish")
@@ -907,22 +908,6 @@ def _label(key: str) -> Tuple[str, str]:
     return (key, "")
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if not math.isfinite(value):
-        return str(value)
-    magnitude = abs(value)
-    if magnitude >= 1e5:
-        return f"{value:,.0f}"
-    if magnitude >= 100:
-        return f"{value:.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.1 or value == 0:
-        return f"{value:.2f}"
-    return f"{value:.3f}"
-
 
 def format_scenarios(results: Dict[str, Dict[str, Any]]) -> str:
     """A readable table per scenario."""
@@ -935,8 +920,8 @@ def format_scenarios(results: Dict[str, Dict[str, Any]]) -> str:
             title = title.format(**result.get("params", {}))
         except (KeyError, ValueError):
             pass
-        rows = [(*_label(k), _fmt(v)) for k, v in result.get("figures", {}).items()]
-        rows += [(*_label(k), _fmt(v)) for k, v in result.get("signed", {}).items()]
+        rows = [(*_label(k), format_number(v)) for k, v in result.get("figures", {}).items()]
+        rows += [(*_label(k), format_number(v)) for k, v in result.get("signed", {}).items()]
         width = max(len(label) for label, _, _ in rows) if rows else 0
         vwidth = max(len(value) for _, _, value in rows) if rows else 0
         out += ["", title, "-" * len(title)]
@@ -987,10 +972,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     version = code_version()
     print(f"\nmplogger code: {version}; wall time {perf() - started:.1f} s")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"quick": args.quick, "code": version, "python": platform.python_version(),
-                       "platform": platform.platform(), "cpus": os.cpu_count(), "results": results},
-                      f, indent=2)
+        write_results(args.json, {"quick": args.quick, "code": version, "results": results})
     return 0
 
 

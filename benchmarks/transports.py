@@ -69,7 +69,6 @@ Run ``python -m benchmarks.transports --help``; ``--quick`` runs in a few second
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import os
@@ -85,6 +84,8 @@ import traceback
 from multiprocessing import shared_memory
 from multiprocessing.connection import wait as wait_connections
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from benchmarks.common import write_results
 
 KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per record
 POOL = 1024  # distinct dicts cycled through
@@ -989,14 +990,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(format_table(results))
     print(f"(wall time {wall:.1f} s)")
     if args.json:
-        document = {"n": n, "repeats": repeats, "producers": list(args.producers),
-                    "batch_sizes": list(args.batch_sizes), "transports": list(transports),
-                    "python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "wall_s": wall, "results": results}
-        with open(args.json, "w") as fh:
-            json.dump(document, fh, indent=2)
-            fh.write("\n")
-        print(f"wrote {args.json}")
+        write_results(args.json, {"n": n, "repeats": repeats, "producers": list(args.producers),
+                                  "batch_sizes": list(args.batch_sizes), "transports": list(transports),
+                                  "wall_s": wall, "results": results})
     return 0
 
 
