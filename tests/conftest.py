@@ -93,3 +93,14 @@ def script(tmp_path: Path):
     def make(body: str, name: str = "script.py") -> Path:
         return write_script(tmp_path, body, name)
     return make
+
+
+@pytest.fixture
+def without(script):
+    """Run a script as a user would whose environment lacks ``package`` (a real failed import)."""
+    def run(package: str, body: str, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+        blocked = f"import sys\nsys.modules[{package!r}] = None  # as when it is not installed\n"
+        path = script(blocked + textwrap.dedent(body), name=f"without_{package}.py")
+        return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                              timeout=timeout, env=script_env(**env))
+    return run

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import mplogger
 from mplogger import UsageError
-
-from conftest import script_env
 
 
 @pytest.mark.parametrize(
@@ -101,21 +96,18 @@ def test_unknown_init_keyword_is_a_type_error(root):
         mplogger.init(dir=root, colour="blue")
 
 
-def test_history_pandas_without_pandas_is_a_clear_error(root, script):
+def test_history_pandas_without_pandas_is_a_clear_error(root, without):
     run = mplogger.init(dir=root)
     run.log({"a": 1})
     run.finish()
     body = """
-        import sys
-        sys.modules["pandas"] = None
         import mplogger
         try:
             mplogger.Api(sys.argv[1]).run(sys.argv[2]).history(pandas=True)
         except ImportError as exc:
             print("ERROR", exc)
     """
-    result = subprocess.run([sys.executable, str(script(body)), root, run.id], capture_output=True,
-                            text=True, timeout=60, env=script_env())
+    result = without("pandas", body, root, run.id)
     assert "ERROR" in result.stdout and "mplogger[pandas]" in result.stdout
 
 

@@ -546,7 +546,7 @@ def test_exporting_a_run_twice_to_mlflow_is_refused_in_one_line(root, runs, tmp_
     assert cli(root, "export", "--to", "mlflow", runs[2].id, "--tracking-uri", uri, timeout=180).returncode == 0
     again = cli(root, "export", "--to", "mlflow", runs[2].id, "--tracking-uri", uri, timeout=180)
     assert again.returncode == 1
-    assert again.stderr.startswith(f"mplogger: error: ") and runs[2].id in again.stderr
+    assert again.stderr.startswith("mplogger: error: ") and runs[2].id in again.stderr
     assert "Traceback" not in again.stderr
 
 

@@ -206,13 +206,11 @@ def test_plot_without_numeric_data_names_the_keys(root):
         plot_history([{"_step": 0, "s": "text"}])
 
 
-def test_plot_without_matplotlib_is_a_clear_error(root, script):
+def test_plot_without_matplotlib_is_a_clear_error(root, without):
     run = mplogger.init(dir=root)
     run.log({"a": 1})
     run.finish()
     body = """
-        import sys
-        sys.modules["matplotlib"] = None
         import mplogger
         for plot in (mplogger.Api(sys.argv[1]).run(sys.argv[2]).plot,
                      mplogger.init(dir=sys.argv[1]).plot):
@@ -221,8 +219,7 @@ def test_plot_without_matplotlib_is_a_clear_error(root, script):
             except ImportError as exc:
                 print("ERROR", exc)
     """
-    result = subprocess.run([sys.executable, str(script(body)), root, run.id], capture_output=True,
-                            text=True, timeout=60, env=script_env())
+    result = without("matplotlib", body, root, run.id)
     assert result.stdout.count("ERROR run.plot() needs matplotlib") == 2, result.stderr
     assert "mplogger[plot]" in result.stdout
 

@@ -408,13 +408,11 @@ def test_progress_counts_every_row_as_it_goes(root, tmp_path, mlflow_uri):
 
 
 MISSING = """
-import sys
-sys.modules[sys.argv[1]] = None  # the package cannot be imported, as when it is not installed
 import mplogger
 from mplogger import _engines
-run = mplogger.Api(sys.argv[2]).run(sys.argv[3])
+run = mplogger.Api(sys.argv[1]).run(sys.argv[2])
 try:
-    getattr(_engines, sys.argv[4])([run], sys.argv[5])
+    getattr(_engines, sys.argv[3])([run], sys.argv[4])
 except ImportError as exc:
     print("ImportError:", exc)
 """
@@ -427,14 +425,13 @@ except ImportError as exc:
     ("sqlalchemy", "export_mlflow", "export --to mlflow to a database tracking URI needs SQLAlchemy and Alembic "
                                     "(sqlalchemy is missing): pip install 'mplogger[mlflow]'"),
 ])
-def test_a_missing_engine_names_the_extra(root, tmp_path, script, missing, function, hint):
+def test_a_missing_engine_names_the_extra(root, tmp_path, without, missing, function, hint):
     if missing == "sqlalchemy":
         pytest.importorskip("mlflow")
     stored = make_run(root, [{"x": 1}])
     target = str(tmp_path / "tb") if function == "export_tensorboard" else f"sqlite:///{tmp_path}/m.db"
-    done = subprocess.run([sys.executable, str(script(MISSING)), missing, root, stored.id, function, target],
-                          capture_output=True, text=True, timeout=TIMEOUT,
-                          env=script_env(MLFLOW_DISABLE_TELEMETRY="true"))
+    done = without(missing, MISSING, root, stored.id, function, target, timeout=TIMEOUT,
+                   MLFLOW_DISABLE_TELEMETRY="true")
     assert done.returncode == 0, done.stderr
     assert f"ImportError: {hint}" in done.stdout, done.stdout
     assert not os.path.exists(tmp_path / "tb") and not os.path.exists(tmp_path / "m.db")

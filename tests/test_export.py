@@ -6,8 +6,6 @@ import csv
 import json
 import math
 import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -17,7 +15,7 @@ import mplogger
 from mplogger._export import write_history
 from mplogger._values import flatten
 
-from conftest import same, script_env
+from conftest import same
 
 KEYS = st.text(alphabet="abcxyz_", min_size=1, max_size=4).filter(lambda k: not k.startswith("_"))
 SCALARS = st.one_of(st.integers(-2**53, 2**53), st.floats(), st.booleans(), st.text(max_size=8))
@@ -82,8 +80,6 @@ def test_a_failed_export_leaves_no_file(root, tmp_path):
 
 
 WITHOUT_PYARROW = """
-import sys
-sys.modules["pyarrow"] = None  # as when it is not installed
 import mplogger
 from mplogger._export import write_history
 try:
@@ -93,11 +89,10 @@ except ImportError as exc:
 """
 
 
-def test_parquet_without_pyarrow_names_the_extra(root, tmp_path, script):
+def test_parquet_without_pyarrow_names_the_extra(root, tmp_path, without):
     stored = _logged(root, [{"x": 1}])
     target = tmp_path / "h.parquet"
-    done = subprocess.run([sys.executable, str(script(WITHOUT_PYARROW)), root, stored.id, str(target)],
-                          capture_output=True, text=True, timeout=60, env=script_env())
+    done = without("pyarrow", WITHOUT_PYARROW, root, stored.id, str(target))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ("ImportError: --format parquet needs pandas and pyarrow (pyarrow is missing): "
                                    "pip install 'mplogger[parquet]'")
