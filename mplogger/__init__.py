@@ -16,15 +16,16 @@ import socket
 import string
 import sys
 import time
-from typing import Any, Mapping, Optional, Sequence, Union
+import warnings
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from mplogger import _environment, _init_args, _launch, _session
+from mplogger import _environment, _init_args, _launch, _session, _store
 from mplogger._disabled import DisabledRun
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
 from mplogger._channel import sigint_deferred
-from mplogger._errors import Error, ManagerError, RunError, UsageError  # Error: as wandb.Error
+from mplogger._errors import Error, ManagerError, RunError, UsageError, expect  # Error: as wandb.Error
 from mplogger._messages import FinishRun, InitRun, RunReady
 from mplogger._run import Config, Run, Summary
 from mplogger._settings import Settings, resolve_root
@@ -95,20 +96,39 @@ def _new_run_name() -> str:
     return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
 
 
-def _set_globals(active: Optional[Run]) -> None:
+def _log_after_finish(finished: Run) -> Callable[..., None]:
+    """``mplogger.log`` once ``finished`` is over: as ``run.log()`` on it, a warning and nothing stored."""
+    warned = []
+
+    def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+        if not warned:
+            warned.append(True)
+            warnings.warn(f"run {finished.id} is finished; mplogger.log() ignored "
+                          "(call mplogger.init() for a new run)", stacklevel=2)
+
+    return log
+
+
+def _set_globals(active: Optional[Run], finished: Optional[Run] = None) -> None:
+    """Point ``mplogger.run/config/summary/log`` at ``active``; without one, ``log`` warns about
+    ``finished`` if given, else it raises as before ``init()``."""
     global run, config, summary, log
     _session.console_target(active if isinstance(active, Run) else None)
     run = active
     config = active.config if active is not None else None
     summary = active.summary if active is not None else None
-    log = active.log if active is not None else _log_before_init
+    if active is not None:
+        log = active.log
+    else:
+        log = _log_after_finish(finished) if finished is not None else _log_before_init
 
 
 def _on_finish(finished: Run) -> None:
+    """A run closed: forget it, and if it was ``mplogger.run``, the globals warn about it."""
     session = _session.current()
     session.runs.pop(finished.id, None)
     if run is finished:
-        _set_globals(None)
+        _set_globals(None, finished)
 
 
 def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> None:
@@ -181,13 +201,16 @@ def init(
             and active._client.manager_alive()):
         return active
     if active is not None and reinit in (True, "finish_previous") and active._client.manager_alive():
-        active.finish()
+        try:
+            active.finish()
+        except (RunError, ManagerError) as exc:  # its error was raised before; the new run goes on
+            termwarn(f"the previous run {active.id} ended with an error: {exc}")
     resume_mode = {None: None, False: None, True: "allow", "auto": "allow"}.get(resume, resume)  # type: ignore[arg-type]
+    id_source = "init(id=...)" if id is not None else "MPLOGGER_RUN_ID/WANDB_RUN_ID"
     id = _init_args.from_env("RUN_ID", id)
     auto = resume in (True, "auto")
     if id is not None:
-        if not isinstance(id, str) or not id or any(c in id for c in '/\\:*?"<>| ') or id in (".", ".."):
-            raise ValueError(f"init(id={id!r}): a run id must be a non-empty string usable as a folder name")
+        id = _store.check_run_id(id, id_source)
     session = _session.current()
     client = _session.setup(settings)
     root = resolve_root(_init_args.from_env("DIR", dir))
@@ -219,8 +242,7 @@ def init(
         with sigint_deferred():
             client.send(FinishRun(client.new_request(), record["id"], "failed", 130))
         raise
-    assert isinstance(reply, RunReady)
-    stored = dict(reply.record)
+    stored = dict(expect(reply, RunReady, "init").record)
     stored["tags_list"] = json.loads(stored.get("tags") or "[]")
     allow = in_notebook if allow_val_change is None else bool(allow_val_change)
     new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow,

@@ -1,7 +1,11 @@
 """Looking after a store: deleting runs and ``doctor`` (check, and repair what is safe to repair).
 
 These are the only writes outside the internal workers. Each is one ``BEGIN IMMEDIATE``
-transaction, so a store being written by a live run stays consistent.
+transaction, so a store being written by a live run stays consistent. A read-only store is
+refused with one PermissionError naming it; ``doctor(repair=False)`` only reads, so it checks a
+read-only store too. Ids and folder names read from the store pass
+:func:`mplogger._store.check_run_id` before they touch the file system, and are never deleted
+or followed when they do not.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import attrs
 
 from mplogger import _store
+from mplogger._terminal import printable
 
 __all__ = ["Finding", "delete_run", "doctor", "process_alive", "summary_line"]
 
@@ -58,12 +63,34 @@ def _process_start_time(pid: int) -> Any:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
+_REPAIR_REFUSED = "doctor cannot repair it (`mplogger doctor --dry-run` only checks)"
+
+
+def _read_only(root: str, refused: str) -> PermissionError:
+    """The error for a write to a read-only store, saying what was refused."""
+    return PermissionError(f"the store at {root!r} is read-only: {refused}")
+
+
+def _check_writable(root: str, refused: str) -> None:
+    """PermissionError naming the store when it cannot be written (a read-only file, folder or mount)."""
+    if _store.has_database(root) and not (os.access(_store.db_path(root), os.W_OK) and os.access(root, os.W_OK)):
+        raise _read_only(root, refused)
+
+
 @contextlib.contextmanager
-def _transaction(root: str, commit: bool = True) -> Iterator[sqlite3.Connection]:
-    """One write transaction on the store: committed (or, without ``commit``, rolled back) at the end."""
-    conn = _store.connect(root, create=False)
+def _transaction(root: str, commit: bool = True,
+                 refused: str = "nothing can be changed") -> Iterator[sqlite3.Connection]:
+    """One write transaction on the store: committed (or, without ``commit``, a read-only one) at the end."""
+    if commit:
+        _check_writable(root, refused)
+    conn = _store.connect(root, create=False) if commit else _store.connect_reader(root)
     try:
-        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE" if commit else "BEGIN"))  # a dry run only reads
+        try:
+            _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE" if commit else "BEGIN"))
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc):
+                raise _read_only(root, refused) from exc
+            raise
         yield conn
         conn.execute("COMMIT" if commit else "ROLLBACK")
     except BaseException:
@@ -77,9 +104,12 @@ def _transaction(root: str, commit: bool = True) -> Iterator[sqlite3.Connection]
 def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
     """Delete a run: its record, rows, output, metrics, alerts and folder. Returns counts deleted.
 
-    A run still ``running`` in a live process on this host is refused unless ``force``.
+    A run still ``running`` in a live process on this host is refused unless ``force``; an id
+    that is not a usable run id (e.g. ``..``) is refused before anything is touched.
     """
-    with _transaction(root) as conn:
+    _store.check_run_id(run_id, f"deleting a run in {root}")
+    folder = _store.run_dir(root, run_id)
+    with _transaction(root, refused=f"run {run_id} cannot be deleted") as conn:
         record = _store.fetch_run(conn, run_id)
         if record is None:
             raise KeyError(f"no run {run_id!r} in {root}")
@@ -91,7 +121,7 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
         counts = {table: conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)).rowcount
                   for table in RUN_TABLES}
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-    shutil.rmtree(_store.run_dir(root, run_id), ignore_errors=True)
+    shutil.rmtree(folder, ignore_errors=True)
     return counts
 
 
@@ -107,11 +137,20 @@ class Finding:
 
 
 def doctor(root: str, repair: bool = True) -> List[Finding]:
-    """Check a store; with ``repair``, mark runs whose process is gone ``crashed`` and fix counts."""
+    """Check a store; with ``repair``, mark runs whose process is gone ``crashed`` and fix counts.
+
+    A read-only store raises PermissionError with ``repair`` (``repair=False`` checks it); a
+    folder without a database yet is an empty store, healthy.
+    """
+    if not _store.has_database(root):
+        return [Finding("integrity", True, f"no {_store.DB_NAME} yet: an empty store")]
+    if repair:
+        _check_writable(root, _REPAIR_REFUSED)
     findings = [_integrity(root)]
     if not findings[0].ok:
         return findings
-    with _transaction(root, commit=repair) as conn:
+    with _transaction(root, commit=repair, refused=_REPAIR_REFUSED) as conn:
+        findings += _bad_ids(conn)
         findings += _stuck_runs(conn, repair)
         findings += _row_counts(conn, repair)
         findings += _orphans(conn, repair)
@@ -121,7 +160,7 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
 
 def _integrity(root: str) -> Finding:
     try:
-        conn = _store.connect(root, create=False)
+        conn = _store.connect_reader(root)
         try:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -134,6 +173,13 @@ def _integrity(root: str) -> Finding:
     if version is None:
         return Finding("integrity", False, "no schema version: this is not an mplogger store")
     return Finding("integrity", True, f"SQLite integrity check passed (schema {version[0]})")
+
+
+def _bad_ids(conn: sqlite3.Connection) -> List[Finding]:
+    """Run rows whose id is not a usable run id: readers skip them; reported (escaped), left as they are."""
+    return [Finding("ids", False, printable(f"a run row has the id {run_id!r}, which is not a usable run id; "
+                                            "readers skip it (left as it is)"))
+            for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY created") if not _store.is_run_id(run_id)]
 
 
 def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
@@ -191,14 +237,21 @@ def _stray_folders(root: str) -> List[Finding]:
     runs_dir = os.path.join(root, "runs")
     if not os.path.isdir(runs_dir):
         return []
-    conn = _store.connect(root, create=False)
+    conn = _store.connect_reader(root)
     try:
         known = {row[0] for row in conn.execute("SELECT id FROM runs")}
     finally:
         conn.close()
-    return [Finding("folders", True, f"folder {os.path.join(runs_dir, name)} has no run record "
-                    "(left as it is)", run_id=name)
-            for name in sorted(os.listdir(runs_dir)) if name not in known]
+    return [_stray_folder(runs_dir, name) for name in sorted(os.listdir(runs_dir)) if name not in known]
+
+
+def _stray_folder(runs_dir: str, name: str) -> Finding:
+    """The finding for one folder without a run; a name that is no run id is only quoted, escaped."""
+    if _store.is_run_id(name):
+        return Finding("folders", True, printable(f"folder {os.path.join(runs_dir, name)} has no run record "
+                                                  "(left as it is)"), run_id=name)
+    return Finding("folders", True, printable(f"{runs_dir} holds {name!r}, which is not a run id "
+                                              "(left as it is)"))
 
 
 def summary_line(findings: List[Finding]) -> str:

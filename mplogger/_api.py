@@ -1,8 +1,13 @@
 """Reading stored runs: ``Api().runs()``, ``Api().run(id)``, history and summaries.
 
-Readers only read: they open the SQLite store under the root and never write; the two
-maintenance calls, ``StoredRun.delete()`` and ``Api.doctor()``, go through :mod:`mplogger._admin`.
-Reading while runs are being written is safe (WAL mode): a reader sees every committed row.
+Readers only read: they open the SQLite store under the root read-only (a read-only store reads
+too) and never write; the two maintenance calls, ``StoredRun.delete()`` and ``Api.doctor()``, go
+through :mod:`mplogger._admin`. Reading while runs are being written is safe (WAL mode): a reader
+sees every committed row. A folder without a database yet is an empty store.
+
+A store may come from someone else: a run row whose id is not a usable run id
+(:func:`mplogger._store.check_run_id`) is skipped with a warning and never becomes a
+:class:`StoredRun`, so no id read from a store becomes a path that leaves it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from mplogger._admin import Finding
 from mplogger._filters import check_filters, matches
 from mplogger._settings import resolve_root
 from mplogger._media import load_media
+from mplogger._terminal import printable, termwarn
 from mplogger._values import flatten, from_json, pick
 
 __all__ = ["Api", "Runs", "StoredRun", "STATES"]
@@ -36,7 +42,7 @@ def _as_list(name: str, value: Union[str, Sequence[str], None]) -> List[str]:
 
 
 class Api:
-    """The runs stored under a root folder (``dir``, else ``MPLOGGER_DIR``, else ``./mplogger``)."""
+    """The runs stored under a root folder (``dir``, else ``MPLOGGER_DIR``, else ``./mplogger-runs``)."""
 
     def __init__(self, dir: Optional[str] = None) -> None:
         self.root = resolve_root(dir)
@@ -45,13 +51,23 @@ class Api:
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = _store.connect(self.root, create=False)
+            self._conn = _store.connect_reader(self.root)
         return self._conn
 
     def _ready(self) -> bool:
-        """False while the store's file exists but its first writer has not created the tables."""
+        """False while the folder has no database yet, or its first writer has not created the tables."""
+        if self._conn is None and not _store.has_database(self.root):
+            return False
         return self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone() is not None
+
+    def _usable(self, run_id: Any) -> bool:
+        """Whether a stored id is a usable run id; a warning (once) names one that is not."""
+        if _store.is_run_id(run_id):
+            return True
+        termwarn(printable(f"skipped a run in {self.root} whose id {run_id!r} is not a usable run id "
+                           "(`mplogger doctor` lists it)"), repeat=False)
+        return False
 
     def runs(self, project: Optional[str] = None, group: Optional[str] = None,
              state: Union[str, Sequence[str], None] = None, tags: Union[str, Sequence[str], None] = None,
@@ -87,7 +103,8 @@ class Api:
             query += " WHERE " + " AND ".join(clause for clause, _ in where)
         query += " ORDER BY created DESC, id"
         params = tuple(value for _, values in where for value in values)
-        found = (StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params))
+        found = (StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)
+                 if self._usable(row[0]))
         return Runs(run for run in found
                     if set(wanted_tags) <= set(run.tags)
                     and (filters is None or matches(run, filters))
@@ -96,15 +113,17 @@ class Api:
     def run(self, run_id: str) -> "StoredRun":
         """One stored run by id, a unique id prefix, or a wandb path ``entity/project/id``.
 
-        KeyError names the closest ids when there is no such run (or the prefix is ambiguous).
+        KeyError names the closest ids when there is no such run (or the prefix is ambiguous);
+        ValueError when ``run_id`` cannot be (the start of) a run id at all, e.g. ``..``.
         """
         if not isinstance(run_id, str) or not run_id.strip("/"):
             raise TypeError(f"run id must be a non-empty string, not {run_id!r}")
-        run_id = run_id.rstrip("/").rsplit("/", 1)[-1]
+        run_id = _store.check_run_id(run_id.rstrip("/").rsplit("/", 1)[-1], f"looking up a run in {self.root}")
         record = _store.fetch_run(self.conn, run_id) if self._ready() else None
         if record is not None:
             return StoredRun(self, record)
-        known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")] if self._ready() else []
+        known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")
+                 if self._usable(row[0])] if self._ready() else []
         prefixed = [k for k in known if k.startswith(run_id)]
         if len(prefixed) == 1:
             return self.run(prefixed[0])

@@ -21,9 +21,11 @@ the framing of ``multiprocessing.Connection``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import signal
+import stat
 import struct
 import tempfile
 import threading
@@ -34,7 +36,7 @@ from typing import Any, Callable, Iterator, List, Optional
 
 __all__ = [
     "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
-    "unlink_semaphore_names", "sigint_deferred", "close_queue",
+    "unlink_semaphore_names", "sigint_deferred", "close_queue", "remove_fifo_folder",
 ]
 
 _CHUNK = 1 << 20
@@ -303,7 +305,8 @@ class FifoReader(FrameReader):
     """The manager's end of the named pipe that child processes write to."""
 
     def __init__(self) -> None:
-        self.folder = tempfile.mkdtemp(prefix="mplogger-")
+        remove_stale_fifo_folders()
+        self.folder = tempfile.mkdtemp(prefix=FIFO_PREFIX)
         self.path = os.path.join(self.folder, "in.fifo")
         os.mkfifo(self.path, 0o600)
         fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
@@ -333,15 +336,57 @@ class FifoReader(FrameReader):
                 os.close(fd)
             except OSError:
                 pass
-        for name in os.listdir(self.folder):
-            try:
-                os.unlink(os.path.join(self.folder, name))
-            except OSError:
-                pass
+        remove_fifo_folder(self.folder)
+
+
+FIFO_PREFIX = "mplogger-"
+_STALE_AFTER_S = 60.0
+
+
+def remove_fifo_folder(folder: str) -> None:
+    """Remove a manager's pipe folder (the pipe, finished markers, spilled messages)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
         try:
-            os.rmdir(self.folder)
+            os.unlink(os.path.join(folder, name))
         except OSError:
             pass
+    try:
+        os.rmdir(folder)
+    except OSError:
+        pass
+
+
+def remove_stale_fifo_folders() -> None:
+    """Remove the pipe folders of managers that are gone (killed before they could clean up).
+
+    A folder is stale when its pipe has no reader: opening it to write fails with ENXIO. That
+    tells a dead manager from a live one whatever its pid, in any pid namespace.
+    """
+    base = tempfile.gettempdir()
+    try:
+        names = [name for name in os.listdir(base) if name.startswith(FIFO_PREFIX)]
+    except OSError:
+        return
+    uid = os.getuid()
+    for name in names:
+        folder = os.path.join(base, name)
+        pipe = os.path.join(folder, "in.fifo")
+        try:
+            info = os.lstat(folder)
+            if info.st_uid != uid or time.time() - info.st_mtime < _STALE_AFTER_S:
+                continue  # a manager that is starting has made its pipe but not opened it yet
+            if not stat.S_ISFIFO(os.lstat(pipe).st_mode):
+                continue
+            fd = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                remove_fifo_folder(folder)
+            continue
+        os.close(fd)
 
 
 class FifoWriter:

@@ -21,7 +21,7 @@ import attrs
 from mplogger._channel import FifoWriter
 from mplogger._errors import UsageError
 from mplogger._messages import ConsoleLines, LogBatch
-from mplogger._values import check_row
+from mplogger._values import check_row, store_media
 
 __all__ = ["Attachment", "ChildRun"]
 
@@ -41,6 +41,7 @@ class Attachment:
     owner_pid: int
     timeout: float
     console: str = "off"
+    after: int = 0
 
 
 def _finished_marker(attachment: Attachment) -> str:
@@ -71,7 +72,7 @@ class ChildRun:
                 "the run's step belongs to the process that called init(). "
                 "Log a key of your own instead, e.g. {'worker_step': n}."
             )
-        values = check_row(data, self._reserved)
+        values = self._check(data)
         if commit is False:
             self._pending.update(values)
             return
@@ -80,15 +81,23 @@ class ChildRun:
             values, self._pending = self._pending, {}
         self._send(values)
 
+    def _check(self, data: Any) -> Dict[str, Any]:
+        """The row checked as the parent checks it, media written into the run's folder here.
+
+        Only plain JSON-able values leave this process. The child does not know the run's step,
+        so its media file names carry step 0 (the row's ``_step`` is still the run's).
+        """
+        return store_media(check_row(data, self._reserved), self.dir, 0)
+
     def _reserved(self, key: str) -> None:
-        warnings.warn(f"log() key {key!r} is set by mplogger; the value given is ignored", stacklevel=4)
+        warnings.warn(f"log() key {key!r} is set by mplogger; the value given is ignored", stacklevel=5)
 
     def _send(self, values: Dict[str, Any]) -> None:
         if os.path.exists(self._marker):
             return self._ignore("the run was finished by the process that started it")
         payload = pickle.dumps([(None, time.time(), values)], pickle.HIGHEST_PROTOCOL)
         try:
-            self._writer.put(LogBatch(self.id, payload, 1, os.getpid()), self._check_manager,
+            self._writer.put(LogBatch(self.id, payload, 1, os.getpid(), self._attachment.after), self._check_manager,
                              self._attachment.timeout)
         except (BrokenPipeError, TimeoutError) as exc:
             return self._ignore(f"its manager is gone ({exc})")

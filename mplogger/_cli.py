@@ -2,7 +2,8 @@
 
 Each command is one function below; its docstring is its help text. Domain errors (an unknown
 run, a missing extra, a bad filter) end as one ``mplogger: error: ...`` line and exit status 1
-(``MPLOGGER_DEBUG=1`` shows the traceback instead).
+(``MPLOGGER_DEBUG=1`` shows the traceback instead). Text from the store reaches the terminal only
+through :func:`mplogger._terminal.printable` (JSON output escapes the same characters as ``\\u``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
 from mplogger._filters import parse_where
 from mplogger._progress import Progress
+from mplogger._terminal import CONTROL, printable
 from mplogger._values import flatten
 
 __all__ = ["main"]
@@ -91,9 +93,13 @@ def _count(text: str) -> int:
 
 
 # --- output helpers ---------------------------------------------------------------------------
+_JSON_CONTROL = {code: f"\\u{code:04x}" for code in CONTROL if code >= 0x7f}  # json.dumps escapes the rest
+
+
 def _print_json(value: Any, indent: Optional[int] = 2) -> None:
-    """Strict JSON (any JSON tool reads it): NaN and infinities are written as null."""
-    print(json.dumps(_strict(value), indent=indent, ensure_ascii=False, default=str, allow_nan=False), flush=True)
+    """Strict JSON (any JSON tool reads it): NaN and infinities are written as null, control characters escaped."""
+    text = json.dumps(_strict(value), indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+    print(text.translate(_JSON_CONTROL), flush=True)
 
 
 def _strict(value: Any) -> Any:
@@ -106,17 +112,10 @@ def _strict(value: Any) -> Any:
     return value
 
 
-_CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters shown escaped: stored names cannot drive the terminal."""
-    return text.translate(_CONTROL)
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 40) -> str:
-    """Aligned text columns; long cells end in an ellipsis."""
-    cells = [[_printable(format_value(cell, width)) for cell in row] for row in rows]
+    """Aligned text columns, headers and cells escaped; long cells end in an ellipsis."""
+    headers = [printable(header) for header in headers]
+    cells = [[printable(format_value(cell, width)) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
@@ -126,10 +125,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 4
 def _section(title: str, values: Mapping[str, Any]) -> str:
     if not values:
         return f"{title}: (none)"
-    flat = flatten(values)
+    flat = {printable(key): printable(format_value(value, 200)) for key, value in flatten(values).items()}
     width = max(len(key) for key in flat)
-    return "\n".join([f"{title}:"] + [f"  {_printable(key).ljust(width)}  {_printable(format_value(value, 200))}"
-                                      for key, value in flat.items()])
+    return "\n".join([f"{title}:"] + [f"  {key.ljust(width)}  {value}" for key, value in flat.items()])
 
 
 def _started(run: StoredRun) -> str:
@@ -210,7 +208,7 @@ def show(api: Api, args: argparse.Namespace) -> None:
         print()
         print(_section(title, values))
     print()
-    print("files:" + ("".join(f"\n  {name}" for name in files) if files else " (none)"))
+    print("files:" + ("".join(f"\n  {printable(name)}" for name in files) if files else " (none)"))
 
 
 @command(_arg("run", metavar="RUN", help="run id or unique id prefix"),
@@ -248,7 +246,7 @@ def tail(api: Api, args: argparse.Namespace) -> int:
     run = _run(api, args.run)
     keys = [key.strip() for key in args.keys.split(",") if key.strip()] if args.keys else None
     after = max(0, run._last_seq() - max(0, args.lines))
-    print(f"following run {run.id} ({run.name}, {run.state}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    print(printable(f"following run {run.id} ({run.name}, {run.state}); Ctrl-C to stop"), file=sys.stderr, flush=True)
     gone_since: Optional[float] = None
     try:
         while True:
@@ -288,7 +286,7 @@ def _print_row(row: Dict[str, Any], keys: Optional[Sequence[str]], as_json: bool
         _print_json({"_step": row["_step"], "_runtime": row["_runtime"], **flat}, indent=None)
     else:
         values = "  ".join(f"{key}={format_value(value, 60)}" for key, value in flat.items())
-        print(_printable(f"step {row['_step']:>6}  {row['_runtime']:8.1f} s  {values}"), flush=True)
+        print(printable(f"step {row['_step']:>6}  {row['_runtime']:8.1f} s  {values}"), flush=True)
 
 
 @command(_arg("runs", nargs="+", metavar="RUN", help="two or more run ids or unique id prefixes"),
@@ -355,8 +353,8 @@ def rm(api: Api, args: argparse.Namespace) -> None:
         raise CliError(f"nothing deleted: {', '.join(run.id for run in live)} still running "
                        "(finish it first, or --force)")
     for run in runs:
-        if not args.yes and not _confirm(_printable(f"delete run {run.id} {run.name!r} ({run.project}, {run.state}, "
-                                                    f"{run.rows} rows)? [y/N] ")):
+        if not args.yes and not _confirm(printable(f"delete run {run.id} {run.name!r} ({run.project}, {run.state}, "
+                                                   f"{run.rows} rows)? [y/N] ")):
             print(f"kept {run.id}", file=sys.stderr)
             continue
         try:
@@ -394,7 +392,7 @@ def doctor(api: Api, args: argparse.Namespace) -> int:
         for finding in findings:
             mark = "ok" if finding.ok else "fixed" if finding.repaired else "PROBLEM"
             run = f"run {finding.run_id}: " if finding.run_id else ""
-            print(f"{mark:<8} {finding.check:<10} {run}{finding.detail}")
+            print(printable(f"{mark:<8} {finding.check:<10} {run}{finding.detail}"))
         print(summary_line(findings))
     return 0 if all(f.ok or f.repaired for f in findings) else 1
 
@@ -434,7 +432,7 @@ def export(api: Api, args: argparse.Namespace) -> None:
                 raise CliError(f"{args.to} refused the export of {run.id}: {type(exc).__name__}: {exc}"
                                + _exported_note(done)) from exc
             done.append(run.id)
-            print(f"{run.id} -> {target}", flush=True)
+            print(printable(f"{run.id} -> {target}"), flush=True)
     hint = (f"view with: tensorboard --logdir {args.output}  (pip install tensorboard)" if args.to == "tensorboard"
             else "view with: mlflow ui" + (f" --backend-store-uri {args.tracking_uri}" if args.tracking_uri else "")
             + "  (the UI is in the full package: pip install mlflow)")
@@ -455,7 +453,7 @@ def parser() -> argparse.ArgumentParser:
     for name, (function, arguments) in _COMMANDS.items():
         doc = " ".join((function.__doc__ or "").split())
         sub = commands.add_parser(name, help=doc.split(". ")[0].rstrip("."), description=doc)
-        sub.add_argument("--dir", "-d", help="the store's root folder (default: $MPLOGGER_DIR, else ./mplogger)")
+        sub.add_argument("--dir", "-d", help="the store's root folder (default: $MPLOGGER_DIR, else ./mplogger-runs)")
         for names, options in arguments:
             sub.add_argument(*names, **options)
         sub.set_defaults(function=function)
@@ -479,7 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if os.environ.get("MPLOGGER_DEBUG"):
             raise
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"mplogger: error: {message}", file=sys.stderr)
+        print(f"mplogger: error: {printable(message)}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGTERM, previous)

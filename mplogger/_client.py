@@ -16,8 +16,8 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch, _manager
-from mplogger._channel import QueueReader, QueueWriter, close_queue, unlink_semaphore_names
-from mplogger._errors import ManagerError, describe_exit, unpack_exception
+from mplogger._channel import QueueReader, QueueWriter, close_queue, remove_fifo_folder, unlink_semaphore_names
+from mplogger._errors import ManagerError, add_note, describe_exit, expect, unpack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
     ConsoleLines,
@@ -122,7 +122,7 @@ class Client:
     def _file(self, message: object) -> None:
         """Keep a reply for the thread waiting for it, or an asynchronous error for its run."""
         if type(message) is ErrorReply and message.request is None:
-            error = unpack_exception(message.error)
+            error = add_note(unpack_exception(message.error), message.note)
             if message.run_id is None:
                 self._manager_errors.append(error)
             else:
@@ -143,23 +143,24 @@ class Client:
     def take_errors(self, run_id: str) -> List[BaseException]:
         return self._run_errors.pop(run_id, [])
 
-    def _put(self, message: object, on_written: Optional[Callable[[], None]] = None) -> None:
+    def _put(self, message: object, on_written: Optional[Callable[[], None]] = None,
+             timeout: Optional[float] = None) -> None:
         """Write to the manager (in the pipe on return); block, bounded, while it is full."""
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
         try:
-            self.inbox.put(message, self._check_manager, self.settings.shutdown_timeout, on_written)
+            self.inbox.put(message, self._check_manager, timeout, on_written)
         except TimeoutError:
-            raise ManagerError(
-                f"the mplogger manager accepted nothing for {self.settings.shutdown_timeout:g} s"
-            ) from None
+            raise ManagerError(f"the mplogger manager accepted nothing for {timeout:g} s") from None
 
     def _check_manager(self) -> None:
         if not self.manager_alive():
             raise self.manager_died()
 
-    def send(self, message: object, on_written: Optional[Callable[[], None]] = None) -> None:
+    def send(self, message: object, on_written: Optional[Callable[[], None]] = None,
+             timeout: Optional[float] = None) -> None:
         if self.stopped:
             raise ManagerError("the mplogger manager was stopped; call mplogger.init() to start again")
-        self._put(message, on_written)
+        self._put(message, on_written, timeout)
 
     def new_request(self) -> int:
         """A fresh request id (for a message whose reply nobody waits for)."""
@@ -172,7 +173,7 @@ class Client:
         reply = self._wait(lambda m: getattr(m, "request", None) == request,
                            timeout or self.settings.shutdown_timeout, what)
         if type(reply) is ErrorReply:
-            raise unpack_exception(reply.error)
+            raise add_note(unpack_exception(reply.error), reply.note)
         return reply
 
     # --- batches -------------------------------------------------------------------------
@@ -217,13 +218,11 @@ class Client:
             self.flush_all()
             timeout = self.settings.shutdown_timeout
             deadline = time.monotonic() + timeout
-            ack = self.request(lambda r: ManagerStop(r, exit_code), "ManagerStop")
-            assert isinstance(ack, StopAck)
+            ack = expect(self.request(lambda r: ManagerStop(r, exit_code), "ManagerStop"), StopAck, "ManagerStop")
             pending = ack.pending
             pause = 0.001
             while True:
-                reply = self.request(lambda r: ManagerPoll(r), "ManagerPoll")
-                assert isinstance(reply, PollReply)
+                reply = expect(self.request(lambda r: ManagerPoll(r), "ManagerPoll"), PollReply, "ManagerPoll")
                 pending = reply.pending
                 if reply.done:
                     pending = ()
@@ -251,6 +250,9 @@ class Client:
         if self._flusher is not None and self._flusher is not threading.current_thread():
             self._flusher.join(1.0)
         if self.process.exitcode is not None:
+            attach_path = getattr(self, "attach_path", None)
+            if self.process.exitcode != 0 and attach_path and os.getpid() == self.pid:
+                remove_fifo_folder(os.path.dirname(attach_path))  # a killed manager left its pipe
             self.process.close()
 
 
@@ -262,7 +264,7 @@ class RunSender:
     batch. Taking and sending happen under one lock, so batches leave in order.
     """
 
-    __slots__ = ("client", "run_id", "size", "rows", "lock", "lines")
+    __slots__ = ("client", "run_id", "size", "rows", "lock", "lines", "sent")
 
     def __init__(self, client: Client, run_id: str, size: int) -> None:
         self.client = client
@@ -271,22 +273,46 @@ class RunSender:
         self.rows: list = []
         self.lines: list = []  # captured console output: (timestamp, stream, text)
         self.lock = threading.Lock()
+        self.sent = 0  # rows in the pipe so far: a child given the run now is ordered after them
 
     def send(self) -> None:
         """Send what is buffered now (the caller then checks the run for errors)."""
-        rows = self.rows
         with self.lock:
-            lines = self.lines
-            taken = len(lines)  # lines appended meanwhile (other threads print) wait for the next send
-            if taken:
-                self.client.send(ConsoleLines(self.run_id, tuple(lines[:taken])),
-                                 lambda: lines.__delitem__(slice(0, taken)))
-            count = len(rows)
-            if not count:
-                return
-            payload = pickle.dumps(rows[:count], pickle.HIGHEST_PROTOCOL)
-            # the rows leave the buffer only once they are in the pipe (with Ctrl-C held back)
-            self.client.send(LogBatch(self.run_id, payload, count), lambda: rows.__delitem__(slice(0, count)))
+            self._send_locked(None)
         self.client.poll()
 
     flush = send
+
+    def send_if_free(self, timeout: float) -> bool:
+        """Send what is buffered if no other send is under way and the pipe takes it in ``timeout``.
+
+        For a fork hook, which must never wait on a lock: a signal handler that forks may have
+        interrupted a send of this very thread. Returns whether everything was sent.
+        """
+        if not self.lock.acquire(False):
+            return False
+        try:
+            self._send_locked(timeout)
+            return True
+        except ManagerError:
+            return False
+        finally:
+            self.lock.release()
+
+    def _send_locked(self, timeout: Optional[float]) -> None:
+        """Send the buffered console lines, then the rows (the caller holds ``lock``)."""
+        lines, rows = self.lines, self.rows
+        taken = len(lines)  # lines appended meanwhile (other threads print) wait for the next send
+        if taken:
+            self.client.send(ConsoleLines(self.run_id, tuple(lines[:taken])),
+                             lambda: lines.__delitem__(slice(0, taken)), timeout)
+        count = len(rows)
+        if not count:
+            return
+        payload = pickle.dumps(rows[:count], pickle.HIGHEST_PROTOCOL)
+        # the rows leave the buffer only once they are in the pipe (with Ctrl-C held back)
+        self.client.send(LogBatch(self.run_id, payload, count), lambda: self._sent(count), timeout)
+
+    def _sent(self, count: int) -> None:
+        del self.rows[:count]
+        self.sent += count

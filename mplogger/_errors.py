@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import traceback as _traceback
-from typing import Optional
+from typing import Optional, Type, TypeVar
 
 import cloudpickle
 from tblib import Traceback
@@ -21,10 +21,13 @@ __all__ = [
     "UsageError",
     "ManagerError",
     "RunError",
+    "StoreGone",
     "RemoteTraceback",
     "pack_exception",
     "unpack_exception",
     "describe_exit",
+    "add_note",
+    "describe",
 ]
 
 
@@ -42,6 +45,10 @@ class ManagerError(Error):
 
 class RunError(Error):
     """A run's records could not be stored; the cause holds the remote traceback."""
+
+
+class StoreGone(RunError):
+    """The store's database file was deleted or replaced while a worker was writing to it."""
 
 
 class RemoteTraceback(Exception):
@@ -99,6 +106,19 @@ def unpack_exception(remote: RemoteError) -> BaseException:
     return exc
 
 
+def add_note(exc: BaseException, note: str) -> BaseException:
+    """Attach what a failure cost (PEP 678 notes, also on Python 3.10) and return ``exc``."""
+    if note:
+        exc.__notes__ = [*getattr(exc, "__notes__", ()), note]  # type: ignore[attr-defined]
+    return exc
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` with the exception's notes, for an error raised in the user process."""
+    notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()) if isinstance(note, str))
+    return f"{type(exc).__name__}: {exc}{notes}"
+
+
 def describe_exit(exitcode: Optional[int]) -> str:
     """Name a process's exit the way a person reads it: ``SIGKILL(-9)`` or ``exit code 3``."""
     if exitcode is None:
@@ -109,3 +129,15 @@ def describe_exit(exitcode: Optional[int]) -> str:
         except ValueError:
             return f"signal {-exitcode}"
     return f"exit code {exitcode}"
+
+
+def expect(reply: object, kind: Type[_Reply], what: str) -> _Reply:
+    """``reply`` if it is a ``kind``; else a ManagerError naming what was expected and what came.
+
+    A real check, not an ``assert``: it still holds under ``python -O``.
+    """
+    if not isinstance(reply, kind):
+        raise ManagerError(
+            f"mplogger protocol error: {what}: expected a {kind.__name__} reply, got {type(reply).__name__} {reply!r:.200}"
+        )
+    return reply

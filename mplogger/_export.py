@@ -8,6 +8,10 @@
   ``_runtime`` and ``_timestamp``; a key a row lacks is an empty cell; lists and media are JSON
   text. Two passes over the store (keys, then rows), so memory stays flat for any run length.
 - ``parquet``: the flattened rows through pandas and pyarrow (``pip install 'mplogger[parquet]'``).
+
+Written to a terminal (no file, stdout a terminal), each line is escaped by
+:func:`mplogger._terminal.printable`: stored keys and values cannot drive the terminal. Written to
+a file or a pipe, the data is exact.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import os
 import sys
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+from mplogger._terminal import printable
 from mplogger._values import flatten
 
 __all__ = ["FORMATS", "write_history"]
@@ -46,7 +51,7 @@ def write_history(run: Any, output: Optional[str] = None, format: str = "csv",
         return _write_parquet(rows, output)
     writer = _write_csv if format == "csv" else _write_jsonl
     if output is None:
-        return writer(rows, sys.stdout)
+        return writer(rows, _TerminalText(sys.stdout) if sys.stdout.isatty() else sys.stdout)
 
     def write_text(path: str) -> int:
         # backslashreplace: text the store holds with lone surrogates stays readable, never fails
@@ -66,6 +71,17 @@ def _atomically(output: str, write: Callable[[str], int]) -> int:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return count
+
+
+class _TerminalText:
+    """A text stream to a terminal that escapes each line it is given (line ends are kept)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        lines = (line[:-1] if line.endswith("\r") else line for line in text.split("\n"))
+        return self.stream.write("\n".join(printable(line) for line in lines))
 
 
 class _Rows:

@@ -11,6 +11,9 @@ import json
 import os
 from typing import Any, Dict, Iterable, Mapping, Optional
 
+from mplogger import _store
+from mplogger._terminal import printable, termwarn
+
 __all__ = ["from_env", "load_config", "resolve_mode", "MODES", "auto_resume_file", "auto_resume_id"]
 
 MODES = ("online", "offline", "disabled")
@@ -104,11 +107,24 @@ def auto_resume_file(root: str) -> str:
 
 
 def auto_resume_id(root: str) -> Optional[str]:
-    """The run to resume for ``resume="auto"`` without an id: the last one that did not finish."""
+    """The run to resume for ``resume="auto"`` without an id: the last one that did not finish.
+
+    A record whose id is not a usable run id (a store someone else made) is ignored with a
+    warning: a new run starts, and the id never becomes a path.
+    """
+    path = auto_resume_file(root)
     try:
-        with open(auto_resume_file(root)) as source:
-            return json.load(source).get("run_id")
+        with open(path) as source:
+            record = json.load(source)
     except (OSError, ValueError):
+        return None
+    run_id = record.get("run_id") if isinstance(record, dict) else None
+    if run_id is None:
+        return None
+    try:
+        return _store.check_run_id(run_id, f"the resume record {path}")
+    except ValueError as exc:
+        termwarn(printable(f"{exc}; ignored, a new run starts"))
         return None
 
 

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 
 import attrs
 
-from mplogger import _worker
+from mplogger import _store, _worker
 from mplogger._channel import FifoReader, QueueReader
 from mplogger._errors import ManagerError, describe_exit, pack_exception
 from mplogger._messages import (
@@ -77,12 +77,18 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+_HOLD_S = 2.0
+_REPLACEMENTS = 3
+
+
 @attrs.define
 class _Route:
     index: int
     root: str
     finish_request: Optional[int] = None
     counters: Optional[Dict[str, float]] = None
+    parent_rows: int = 0
+    held: List[tuple] = attrs.Factory(list)
 
     @property
     def finishing(self) -> bool:
@@ -112,6 +118,8 @@ class Mux:
         self.worker_pids: List[int] = []
         self.worker_exits: Dict[int, int] = {}
         self.worker_processes: Dict[int, multiprocessing.process.BaseProcess] = {}
+        self.replaced: Dict[int, int] = {}
+        self.crash_marks: Dict[int, tuple] = {}
         self.dead: set = set()
         self.outstanding: List[int] = []
         self.outstanding_bytes: List[int] = []
@@ -125,7 +133,7 @@ class Mux:
         ctx = multiprocessing.get_context("fork")
         count = self.settings.worker_count()
         self.rec_qs = [ctx.Queue() for _ in range(count)]
-        rsp_qs = [ctx.Queue() for _ in range(count)]
+        self.rsp_qs = rsp_qs = [ctx.Queue() for _ in range(count)]  # held: a reader has only the fd
         self.rsp = [QueueReader(q) for q in rsp_qs]
         self.waiting = [{} for _ in range(count)]
         self.outstanding = [0] * count
@@ -181,7 +189,7 @@ class Mux:
                     self.on_client_gone()
                 elif isinstance(item, int):
                     self.on_worker_exit(self.worker_exits.pop(item))
-                else:
+                elif item in self.rsp:  # not the queue of a worker replaced meanwhile
                     index = self.rsp.index(item)
                     for message in item.read_available():
                         self.relay(index, message)
@@ -192,6 +200,7 @@ class Mux:
                 self.client_checked = now
                 if not process_alive(self.client_pid):
                     self.on_client_gone()
+            self.release_stale(now)
             if self.stopping is not None:
                 self.check_stopped()
             elif self.settings.system_interval > 0 and now >= self.next_sample:
@@ -246,14 +255,24 @@ class Mux:
                     self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
                 return
             if kind is LogBatch:
+                if message.origin:
+                    if message.after > route.parent_rows:  # the parent's earlier rows are not here yet
+                        route.held.append((time.monotonic(), message))
+                        return
+                else:
+                    route.parent_rows += message.rows
                 self.outstanding[route.index] += message.rows
                 self.outstanding_bytes[route.index] += len(message.payload)
             self.rec_qs[route.index].put(message)
+            if route.held and kind is LogBatch and not message.origin:
+                self.release_held(route)
         elif kind in (FlushRun, GetSummary, FinishRun):
             if kind is FinishRun and message.run_id in self.routes:
                 self.mark_finished(message.run_id)  # children stop before the last drain below
             self.drain_children()  # rows a child logged before this request come first
             route = self.routes.get(message.run_id)
+            if route is not None and route.held:
+                self.release_held(route, everything=True)
             if route is None or route.finishing:
                 cause = self.broken.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open")
                 return self.error(message.request, message.run_id, cause)
@@ -277,6 +296,23 @@ class Mux:
         else:
             self.error(getattr(message, "request", None), None,
                        TypeError(f"manager got an unknown message {kind.__name__}"))
+
+    def release_held(self, route: _Route, everything: bool = False) -> None:
+        """Route the held child batches whose parent rows have arrived (or all of them)."""
+        held, route.held = route.held, []
+        for since, message in held:
+            if everything or message.after <= route.parent_rows:
+                self.outstanding[route.index] += message.rows
+                self.outstanding_bytes[route.index] += len(message.payload)
+                self.rec_qs[route.index].put(message)
+            else:
+                route.held.append((since, message))
+
+    def release_stale(self, now: float) -> None:
+        """Held child batches wait at most ``_HOLD_S`` for parent rows that may never come."""
+        for route in self.routes.values():
+            if route.held and now - route.held[0][0] > _HOLD_S:
+                self.release_held(route, everything=True)
 
     def drain_children(self) -> None:
         """Route every complete message the child processes have written so far."""
@@ -313,8 +349,11 @@ class Mux:
     def relay(self, index: int, message: object) -> None:
         kind = type(message)
         if kind is BatchesDone:
-            self.outstanding[index] -= message.rows
-            self.outstanding_bytes[index] -= message.size
+            self.outstanding[index] = max(0, self.outstanding[index] - message.rows)
+            self.outstanding_bytes[index] = max(0, self.outstanding_bytes[index] - message.size)
+            return
+        if kind is WorkerHello:
+            self.worker_pids[index] = message.pid
             return
         request = message.request
         run_id = message.run_id
@@ -327,8 +366,9 @@ class Mux:
             del self.routes[run_id]
         if request is not None and request < 0:
             self.internal.pop(request, None)
+            self.crash_marks.pop(request, None)
             if kind is ErrorReply:
-                self.reply(ErrorReply(None, run_id, message.error))
+                self.reply(ErrorReply(None, run_id, message.error, message.note))
             return
         self.reply(message)
 
@@ -387,6 +427,7 @@ class Mux:
             self.stopping = time.monotonic()
 
     def on_worker_exit(self, index: int) -> None:
+        """A worker died: its runs end ``crashed`` with an error naming the signal; a new one serves."""
         if self.stopping is not None and self.done:
             return
         self.dead.add(index)
@@ -397,24 +438,56 @@ class Mux:
         cause = ManagerError(
             f"mplogger internal worker {index} (pid {pid}) died: {self.exit_status(index)}; "
             "records of its runs that were not yet committed are lost")
-        lost = {run_id for run_id, route in self.routes.items() if route.index == index}
+        lost = {run_id: route.root for run_id, route in self.routes.items() if route.index == index}
         for request, run_id in self.waiting[index].items():
             if request >= 0:
                 self.error(request, run_id, cause)
-            lost.add(run_id)
+            elif request in self.crash_marks:  # a crash mark sent to it before it died
+                lost.setdefault(*self.crash_marks.pop(request))
+            if run_id in self.routes:
+                lost[run_id] = self.routes[run_id].root
         self.waiting[index].clear()
-        live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
-        for run_id in sorted(lost):
+        self.replace_worker(index)
+        live = [index] if index not in self.dead else [i for i in range(len(self.rec_qs)) if i not in self.dead]
+        for run_id, root in sorted(lost.items()):
             self.broken[run_id] = cause
             self.mark_finished(run_id)
-            route = self.routes.pop(run_id, None)
+            self.routes.pop(run_id, None)
             self.internal = {r: v for r, v in self.internal.items() if v != run_id}
             self.error(None, run_id, cause)
-            if route is not None and live:
+            if live:
                 request = next(self.internal_ids)
                 self.internal[request] = run_id
-                self.forward(live[0], request, run_id,
-                             FinishRun(request, run_id, "crashed", None, route.root))
+                self.crash_marks[request] = (run_id, root)
+                self.forward(live[0], request, run_id, FinishRun(request, run_id, "crashed", None, root))
+            else:
+                try:
+                    _store.mark_crashed(root, run_id)
+                except Exception as exc:  # the run stays "running" until `mplogger doctor`
+                    self.error(None, run_id, exc)
+
+    def replace_worker(self, index: int) -> None:
+        """Start a worker on fresh queues in place of worker ``index`` (a few times at most).
+
+        The dead worker's queues may hold half a message or a lock it took, so none is reused.
+        """
+        if self.replaced.get(index, 0) >= _REPLACEMENTS or self.stopping is not None:
+            return
+        self.replaced[index] = self.replaced.get(index, 0) + 1
+        ctx = multiprocessing.get_context("fork")
+        old = self.rec_qs[index]
+        rec_q, rsp_q = ctx.Queue(), ctx.Queue()
+        process = ctx.Process(target=_worker.serve_replacement, args=(index, rec_q, rsp_q, os.getpid()),
+                              name=f"mplogger-worker-{index}", daemon=True)
+        process.start()
+        old.close()
+        self.rec_qs[index] = rec_q
+        self.rsp_qs[index] = rsp_q
+        self.rsp[index] = QueueReader(rsp_q)
+        self.worker_processes[index] = process
+        self.worker_pids[index] = process.pid
+        self.worker_exits[process.sentinel] = index
+        self.dead.discard(index)
 
     def exit_status(self, index: int) -> str:
         process = self.worker_processes.get(index)

@@ -5,8 +5,11 @@ the file the object needs (if any) under ``<run_dir>/media/<kind>/``:
 
 - ``Histogram`` → ``{"_type": "histogram", "values": [...], "bins": [...]}`` inline, no file.
 - ``Table`` → ``media/table/<key>_<step>_<hash>.table.json`` holding
-  ``{"columns": [...], "data": [[...], ...]}`` (strict JSON: non-finite floats are written as the
-  strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``), and a ``"table-file"`` reference.
+  ``{"version": 2, "columns": [...], "data": [[...], ...]}`` (strict JSON: a non-finite float is
+  written as ``{"_type": "float", "value": "NaN"}`` (or ``"Infinity"``, ``"-Infinity"``), as in
+  the store, so a cell holding the string ``"NaN"`` reads back as that string), and a
+  ``"table-file"`` reference. Files without ``"version"`` (written before) hold non-finite floats
+  as those strings and are read as they were written.
 - ``Image`` → ``media/images/<key>_<step>_<hash>.png`` (a JPEG file given by path is copied as
   is) and an ``"image-file"`` reference.
 
@@ -45,6 +48,7 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 _HASH_CHARS = 12
+_INT_END = 2**63  # ints are kept within SQLite's 64-bit range, as mplogger._values.INT_END says
 _MAX_KEY_CHARS = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -302,7 +306,7 @@ class Histogram(Media):
             values, edges = np_histogram
         except (TypeError, ValueError):
             raise ValueError("Histogram: np_histogram must be a pair (values, bin_edges)") from None
-        values = [_finite_number(v, "Histogram: np_histogram values") for v in _as_list(values)]
+        values = [_count(v) for v in _as_list(values)]
         edges = [float(_finite_number(e, "Histogram: np_histogram bin_edges")) for e in _as_list(edges)]
         if len(edges) != len(values) + 1:
             raise ValueError(
@@ -353,6 +357,16 @@ class Histogram(Media):
         return f"Histogram({len(self.values)} bins over [{lo}, {hi}], {sum(self.values)} counts)"
 
 
+def _count(value: Any) -> Union[int, float]:
+    """One np_histogram value: a number, an int within the 64-bit range every stored int keeps."""
+    number = _finite_number(value, "Histogram: np_histogram values")
+    if type(number) is int and not -_INT_END <= number < _INT_END:
+        from mplogger._values import int_error
+
+        raise int_error("Histogram: np_histogram values", number)
+    return number
+
+
 def _as_list(values: Any) -> List[Any]:
     if hasattr(values, "tolist") and not isinstance(values, (list, tuple)):
         values = values.tolist()
@@ -364,24 +378,29 @@ def _as_list(values: Any) -> List[Any]:
 # --------------------------------------------------------------------------- Table
 
 _NONFINITE_TEXT = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+TABLE_VERSION = 2  # non-finite floats as typed markers; before, as the strings "NaN", ...
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: Any, column: str) -> Any:
     """A table cell as a JSON scalar: numbers, strings, bools and None kept; anything else as its repr."""
     kind = type(value)
-    if value is None or kind in (bool, int, float, str):
+    if kind is int:
+        return _int_cell(value, column)
+    if value is None or kind in (bool, float, str):
         return value
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, numbers.Integral):
-        return int(value)
+        return _int_cell(int(value), column)
     if isinstance(value, numbers.Real) and not hasattr(value, "ndim"):
         return float(value)
     if isinstance(value, str):
         return str(value)
     if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         item = value.item()
-        if item is None or type(item) in (bool, int, float, str):
+        if type(item) is int:
+            return _int_cell(item, column)
+        if item is None or type(item) in (bool, float, str):
             return item
         return repr(item)
     if kind.__name__ in ("NAType", "NaTType") and kind.__module__.startswith("pandas"):
@@ -389,14 +408,28 @@ def _cell(value: Any) -> Any:
     return repr(value)
 
 
+def _int_cell(value: int, column: str) -> int:
+    """An int cell within the 64-bit range; ValueError naming the column otherwise."""
+    if -_INT_END <= value < _INT_END:
+        return value
+    from mplogger._values import int_error  # here: this module imports nothing of mplogger's
+
+    raise int_error(f"Table: column {column!r}", value)
+
+
 def _cell_to_json(value: Any) -> Any:
+    """A cell as strict JSON: a non-finite float as the store's typed marker, the rest as it is."""
     if type(value) is float and not math.isfinite(value):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return {"_type": "float", "value": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
     return value
 
 
-def _cell_from_json(value: Any) -> Any:
-    if type(value) is str and value in _NONFINITE_TEXT:
+def _cell_from_json(value: Any, version: Any) -> Any:
+    """A cell as written by :func:`_cell_to_json` (``version`` 2) or by the writer before it."""
+    if type(value) is dict:  # cells are never dicts: this is a non-finite float's marker
+        text = value.get("value")
+        return _NONFINITE_TEXT.get(text, value) if type(text) is str else value
+    if version is None and type(value) is str and value in _NONFINITE_TEXT:
         return _NONFINITE_TEXT[value]
     return value
 
@@ -478,7 +511,7 @@ class Table(Media):
                 f"Table.add_data: expected {len(self.columns)} values (one per column: "
                 f"{', '.join(self.columns)}), got {len(row)}"
             )
-        self.data.append([_cell(v) for v in row])
+        self.data.append([_cell(v, column) for v, column in zip(row, self.columns)])
 
     @property
     def ncols(self) -> int:
@@ -499,7 +532,8 @@ class Table(Media):
     def to_json(self, run_dir: str, key: str, step: int) -> dict:
         """Write ``media/table/<name>.table.json`` (strict JSON) and return a ``table-file`` reference."""
         key, step = _check_key_step(key, step)
-        document = {"columns": self.columns, "data": [[_cell_to_json(v) for v in row] for row in self.data]}
+        document = {"version": TABLE_VERSION, "columns": self.columns,
+                    "data": [[_cell_to_json(v) for v in row] for row in self.data]}
         payload = json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         digest = hashlib.sha256(payload).hexdigest()
         path, relative = _media_path(run_dir, "table", key, step, digest, ".table.json")
@@ -518,8 +552,9 @@ class Table(Media):
         with open(path, "rb") as handle:
             document = json.loads(handle.read().decode("utf-8"))
         table = cls(columns=document.get("columns", []))
+        version = document.get("version")
         for row in document.get("data", []):
-            table.add_data(*[_cell_from_json(v) for v in row])
+            table.add_data(*[_cell_from_json(v, version) for v in row])
         return table
 
     def __eq__(self, other: object) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import attrs
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -87,12 +87,15 @@ class LogBatch:
 
     ``origin`` is 0 for the process that started the run, else the pid of a child process
     logging into it; a child's rows carry no step of their own (see :mod:`mplogger._child`).
+    ``after``, in a child's batch, is how many rows the parent had sent when the child got the
+    run: the manager routes the batch only after those, so causal order holds across the pipes.
     """
 
     run_id: str
     payload: bytes
     rows: int
     origin: int = 0
+    after: int = 0
 
 
 @attrs.frozen
@@ -223,11 +226,15 @@ class RemoteError:
 
 @attrs.frozen
 class ErrorReply:
-    """A failure in the manager or a worker, for a request or (asynchronously) for a run."""
+    """A failure in the manager or a worker, for a request or (asynchronously) for a run.
+
+    ``note`` says what the failure cost the run (e.g. "1024 rows (steps 0-1023) were not stored").
+    """
 
     request: Optional[int]
     run_id: Optional[str]
     error: RemoteError
+    note: str = ""
 
 
 @attrs.frozen

@@ -315,6 +315,14 @@ class MetricRules:
             "steps": copy.deepcopy(self._steps),
         }
 
+    def snapshot(self) -> tuple:
+        """A quick exact copy of the running state, to put back with :meth:`restore`."""
+        return ({key: dict(entry) for key, entry in self._stats.items()}, dict(self._steps))
+
+    def restore(self, saved: tuple) -> None:
+        """Put back a :meth:`snapshot` (each snapshot is restored at most once)."""
+        self._stats, self._steps = saved
+
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Replace the running state with one from ``state_dict`` (e.g. for a resumed run)."""
         if not isinstance(state, Mapping):

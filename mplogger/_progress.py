@@ -27,13 +27,13 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.interval = interval
-        self._drawn_at = 0.0
+        self._drawn_at: Optional[float] = None  # monotonic() counts from boot: 0.0 would delay the first draw
         self._drawn = False
 
     def __call__(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
-        if self.enabled and now - self._drawn_at >= self.interval:
+        if self.enabled and (self._drawn_at is None or now - self._drawn_at >= self.interval):
             self._drawn_at = now
             self._draw()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import json
-import operator
 import os
 import shutil
 import time
@@ -14,12 +13,11 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping,
 from mplogger import _store
 from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
-from mplogger._errors import ManagerError, RunError
+from mplogger._errors import ManagerError, RunError, describe, expect
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
-from mplogger._media import is_media
 from mplogger._metrics import MetricRules
 from mplogger._terminal import notice_once, termlog
-from mplogger._values import SCALAR_TYPES, check_row, jsonable
+from mplogger._values import FAST_TYPES, check_row, check_step, jsonable, same_value, scalars_fit, store_media
 
 __all__ = ["Run", "Config", "Summary"]
 
@@ -39,8 +37,9 @@ def _changed(source: str, target: str) -> bool:
 class Config(MutableMapping):
     """A run's configuration: a dict with attribute access; every change reaches the store.
 
-    Values are kept as stored (see :func:`mplogger._values.jsonable`). Changing a key that is set
-    to a different value raises ``ValueError`` naming the key and both values, unless allowed:
+    Values are kept as stored (see :func:`mplogger._values.jsonable`, which also refuses what
+    cannot be stored, naming the key). Changing a key that is set to a different value (NaN is
+    the same as NaN) raises ``ValueError`` naming the key and both values, unless allowed:
     ``update(..., allow_val_change=True)``, ``init(allow_val_change=True)``, or in Jupyter.
     """
 
@@ -81,12 +80,14 @@ class Config(MutableMapping):
             data = {}
         elif not isinstance(data, Mapping) and hasattr(data, "__dict__") and not isinstance(data, (list, tuple)):
             data = vars(data)
-        values = {key: jsonable(value) for key, value in dict(data, **more).items()}
-        allowed = self._allow_val_change if allow_val_change is None else allow_val_change
+        values = dict(data, **more)
         for key, value in values.items():
             if not isinstance(key, str):
                 raise TypeError(f"config keys must be strings; got {key!r} ({type(key).__name__})")
-            if not allowed and key in self._data and self._data[key] != value:
+            values[key] = jsonable(value, key)
+        allowed = self._allow_val_change if allow_val_change is None else allow_val_change
+        for key, value in values.items():
+            if not allowed and key in self._data and not same_value(self._data[key], value):
                 raise ValueError(
                     f"config key {key!r} is already {self._data[key]!r}; refusing to change it to "
                     f"{value!r}. Pass allow_val_change=True to change it."
@@ -141,9 +142,10 @@ class Summary(MutableMapping):
         self[name] = value
 
     def update(self, data: Any = (), **more: Any) -> None:  # type: ignore[override]
-        values = check_row(dict(data, **more), _reject_reserved)
+        """Set keys by hand, checked as ``log()`` values are (media stored as ``log()`` stores them)."""
+        values = check_row(dict(data, **more), _reject_reserved, "summary")
         self._run._commit_pending()
-        self._run._send(UpdateRun(self._run.id, summary=values))
+        self._run._send(UpdateRun(self._run.id, summary=self._run._store_media(values)))
 
     def __repr__(self) -> str:
         return f"Summary({self._current()!r})"
@@ -215,7 +217,8 @@ class Run:
         ``step`` commits the pending row and jumps; a smaller one is dropped with a warning.
         """
         if step is None and commit is None and self._fast and type(data) is dict:
-            if data.keys() <= self._known_keys and SCALAR_TYPES.issuperset(map(type, data.values())):
+            if data.keys() <= self._known_keys and (
+                    FAST_TYPES.issuperset(map(type, data.values())) or scalars_fit(data.values())):
                 values = data.copy()
             else:
                 values = self._check(data)
@@ -235,16 +238,11 @@ class Run:
     def _check(self, data: Any) -> Dict[str, Any]:
         values = check_row(data, self._warn_reserved)
         self._known_keys.update(values)
-        return self._store_media(values, "")
+        return self._store_media(values)
 
-    def _store_media(self, values: Dict[str, Any], prefix: str) -> Dict[str, Any]:
+    def _store_media(self, values: Dict[str, Any]) -> Dict[str, Any]:
         """Media values are written under the run folder; the row keeps a JSON reference."""
-        for key, value in values.items():
-            if is_media(value):
-                values[key] = value.to_json(self.dir, prefix + key, self._step)
-            elif type(value) is dict:
-                self._store_media(value, f"{prefix}{key}.")
-        return values
+        return store_media(values, self.dir, self._step)
 
     def _warn_reserved(self, key: str) -> None:
         warnings.warn(f"log() key {key!r} is set by mplogger; the value given is ignored",
@@ -258,12 +256,7 @@ class Run:
             return
         values = self._check(data)
         if step is not None:
-            try:
-                step = operator.index(step)
-            except TypeError:
-                raise TypeError(f"log() step must be an int, not {type(step).__name__}") from None
-            if step < 0:
-                raise ValueError(f"log() step must be >= 0, got {step}")
+            step = check_step(step)
             if step < self._step:
                 self._drop(values, step)
                 return
@@ -309,7 +302,7 @@ class Run:
         if errors:
             cause = errors[0]
             raise RunError(
-                f"run {self.id}: the store reported {type(cause).__name__}: {cause}"
+                f"run {self.id}: the store reported {describe(cause)}"
                 + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
             ) from cause
 
@@ -328,9 +321,8 @@ class Run:
             return dict(self._final_summary)
         self._commit_pending()
         self._sender.flush()
-        reply = self._client.request(lambda r: GetSummary(r, self.id), f"summary of run {self.id}")
-        assert isinstance(reply, SummaryReply)
-        return reply.summary
+        what = f"summary of run {self.id}"
+        return expect(self._client.request(lambda r: GetSummary(r, self.id), what), SummaryReply, what).summary
 
     # --- flush and finish ----------------------------------------------------------------
     def flush(self, timeout: Optional[float] = None) -> None:
@@ -350,7 +342,7 @@ class Run:
         except ManagerError:
             raise
         except Exception as exc:
-            raise RunError(f"run {self.id}: {what} failed: {type(exc).__name__}: {exc}") from exc
+            raise RunError(f"run {self.id}: {what} failed: {describe(exc)}") from exc
 
     def finish(self, exit_code: Optional[int] = None) -> None:
         """Store everything, mark the run finished (or failed, for a non-zero exit code)."""
@@ -371,7 +363,7 @@ class Run:
             self._commit_pending()
             self._sender.flush()
             reply = self._request(lambda r: FinishRun(r, self.id, state, exit_code), "finish", None)
-            assert isinstance(reply, RunFinished)
+            reply = expect(reply, RunFinished, f"finish of run {self.id}")
             self.state = reply.state
             self._final_summary = reply.summary
             self._forget_resume()
@@ -415,13 +407,20 @@ class Run:
         self._forget_resume()
         self._on_finish(self)
 
-    def attachment(self) -> Attachment:
-        """What another process needs to log into this run."""
+    def attachment(self, flush: bool = True) -> Attachment:
+        """What another process needs to log into this run.
+
+        The rows logged so far are sent first (``flush``), and the attachment counts them: the
+        manager stores a child's rows only after those, so what came first stays first.
+        """
+        if flush and not self._closed:
+            self._sender.flush()
         return Attachment(
             run_id=self.id, name=self.name, project=self.project, root=self.root, dir=self.dir,
             config=self.config.as_dict(), attach_path=self._client.attach_path,
             manager_pid=self._client.manager_pid, owner_pid=self._client.pid,
             timeout=self._client.settings.shutdown_timeout, console=self._client.settings.console,
+            after=self._sender.sent,
         )
 
     def __reduce__(self) -> tuple:
@@ -430,7 +429,7 @@ class Run:
     def _become_child(self) -> None:
         """In a forked child: from now on this object logs like a run passed to a child."""
         if not self._closed:
-            self._child = ChildRun(self.attachment())
+            self._child = ChildRun(self.attachment(flush=False))  # the parent sent its rows before the fork
         self._closed = True
         self._fast = False
 

@@ -17,7 +17,7 @@ from mplogger import _exit, _launch
 from mplogger._client import Client
 from mplogger._console import Capture
 from mplogger._settings import Settings
-from mplogger._system import psutil_missing
+from mplogger._system import system_metrics_unavailable
 from mplogger._terminal import notice_once
 
 __all__ = ["Session", "current", "setup", "teardown"]
@@ -55,7 +55,20 @@ def _after_fork_in_child() -> None:
         multiprocessing.process._children.discard(_session.client.process)  # type: ignore[attr-defined]
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_FORK_SEND_S = 0.05
+
+
+def _before_fork() -> None:
+    """Send this process's buffered rows before a fork, so the child's rows are stored after them."""
+    if _session.pid != os.getpid() or _session.client is None or _session.client.stopped:
+        return
+    for run in list(_session.runs.values()):
+        # Never waits: rows that cannot go at once stay buffered and are sent later; only their
+        # order relative to the child's first rows is then not guaranteed.
+        run._sender.send_if_free(_FORK_SEND_S)
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Client:
@@ -71,8 +84,8 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
         session.client = Client(resolved)
         session.settings = resolved
         _exit.install_hooks()
-        if resolved.system_interval > 0 and psutil_missing():
-            notice_once("system metrics need psutil: pip install 'mplogger[system]' "
+        if resolved.system_interval > 0 and system_metrics_unavailable():
+            notice_once("system metrics need psutil on this platform: pip install 'mplogger[system]' "
                         "(or set MPLOGGER_SYSTEM_INTERVAL=0 to turn them off)")
         if _exit_registered_pid != os.getpid():
             _exit_registered_pid = os.getpid()
@@ -120,8 +133,9 @@ def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any]
         for run in list(session.runs.values()):
             try:
                 run._commit_pending()
-            except Exception:
-                pass
+            except Exception as exc:  # reported; the other runs are still closed
+                sys.stderr.write(f"mplogger: run {run.id}: its last rows could not be sent before it was closed "
+                                 f"and may be missing: {type(exc).__name__}: {exc}\n")
         pending = client.stop(code)
         state = "finished" if code == 0 else "failed"
         for run in list(session.runs.values()):
@@ -138,7 +152,8 @@ def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any]
 def _forget_dead_manager(session: Session) -> None:
     """The manager died (its workers mark the open runs crashed): close them here and let go."""
     client = session.client
-    assert client is not None
+    if client is None:
+        return
     for run in list(session.runs.values()):
         run._close_at_exit("crashed")
     session.runs.clear()

@@ -103,7 +103,15 @@ class Settings:
         return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
 
 
+DEFAULT_ROOT = "mplogger-runs"
+
+
 def resolve_root(dir: Optional[Union[str, os.PathLike]] = None) -> str:
-    """The store's root folder: ``dir``, else ``MPLOGGER_DIR``, else ``./mplogger``."""
-    root = dir if dir is not None else os.environ.get("MPLOGGER_DIR") or "mplogger"
+    """The store's root folder: ``dir``, else ``MPLOGGER_DIR``, else ``./mplogger-runs``.
+
+    The default is not a Python identifier on purpose: a ``./mplogger`` folder in the working
+    directory, which comes first on ``sys.path``, would be imported as the package itself (a
+    namespace package without ``init``) on the next run of a script there.
+    """
+    root = dir if dir is not None else os.environ.get("MPLOGGER_DIR") or DEFAULT_ROOT
     return os.path.abspath(os.fspath(root))

@@ -8,20 +8,31 @@ Layout of a root::
 Everything in the database is text, numbers or JSON (see :mod:`mplogger._values`): it can be
 read with the ``sqlite3`` shell and JSON tools, and nothing in it is ever unpickled.
 
-Only the internal workers write; readers (:mod:`mplogger._api`) read. Several processes may write
-to one root at once: every write transaction starts with ``BEGIN IMMEDIATE`` (in WAL mode, a
-deferred transaction that later needs to write fails at once with SQLITE_BUSY instead of waiting).
+Only the internal workers write; readers (:mod:`mplogger._api`) read, through
+:func:`connect_reader`, which writes nothing, so a read-only store can be read. Several processes
+may write to one root at once: every write transaction starts with ``BEGIN IMMEDIATE`` (in WAL
+mode, a deferred transaction that later needs to write fails at once with SQLITE_BUSY instead of
+waiting).
+
+A run id is also its folder's name, so every id that enters (``init(id=...)``, a resume record, a
+row read from a store someone else made) must pass :func:`check_run_id`, and :func:`run_dir`
+applies it: 1 to 128 ASCII letters, digits, ``_``, ``.`` and ``-``, starting with a letter, digit
+or ``_`` (so never ``.``, ``..``, a hidden name or a command-line option), and no path separator
+or control character.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import sqlite3
 import time
-from typing import Callable, Iterable, Optional, Sequence, TypeVar
+import urllib.parse
+from typing import Any, Callable, Iterable, Optional, Sequence, TypeVar
 
-__all__ = ["SCHEMA_VERSION", "DB_NAME", "connect", "db_path", "run_dir", "retry_locked"]
+__all__ = ["SCHEMA_VERSION", "DB_NAME", "RUN_ID_RULE", "check_run_id", "connect", "connect_reader", "db_path",
+           "has_database", "is_run_id", "run_dir", "retry_locked"]
 
 SCHEMA_VERSION = 1
 DB_NAME = "mplogger.db"
@@ -95,8 +106,27 @@ def db_path(root: str) -> str:
     return os.path.join(root, DB_NAME)
 
 
+RUN_ID_MAX = 128
+_RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,%d}" % (RUN_ID_MAX - 1))
+RUN_ID_RULE = (f"a run id is its folder name: 1 to {RUN_ID_MAX} ASCII letters, digits, '_', '.' or '-', "
+               "starting with a letter, a digit or '_'")
+
+
+def is_run_id(value: Any) -> bool:
+    """Whether ``value`` is a usable run id (see :func:`check_run_id`)."""
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
+
+
+def check_run_id(run_id: Any, where: str) -> str:
+    """``run_id`` if it is safe as a folder name; else ValueError naming it and ``where`` it came from."""
+    if not is_run_id(run_id):
+        raise ValueError(f"{where}: {run_id!r} is not a usable run id ({RUN_ID_RULE})")
+    return run_id
+
+
 def run_dir(root: str, run_id: str) -> str:
-    return os.path.join(root, "runs", run_id)
+    """The folder of run ``run_id``: always inside ``<root>/runs`` (a bad id raises ValueError)."""
+    return os.path.join(root, "runs", check_run_id(run_id, f"the run folder in {root}"))
 
 
 def retry_locked(action: Callable[[], T], timeout: float = BUSY_TIMEOUT_S) -> T:
@@ -115,19 +145,74 @@ def retry_locked(action: Callable[[], T], timeout: float = BUSY_TIMEOUT_S) -> T:
         delay = min(delay * 2, 0.2)
 
 
+def has_database(root: str) -> bool:
+    """Whether ``root`` holds a database: False for a folder with none yet (an empty store).
+
+    FileNotFoundError when ``root`` is not a folder at all.
+    """
+    if os.path.exists(db_path(root)):
+        return True
+    if os.path.isdir(root):
+        return False
+    raise _no_database(root)
+
+
+def _no_database(root: str) -> FileNotFoundError:
+    """The error for a root without a database: no such folder, or a folder without a store."""
+    if os.path.isdir(root):
+        return FileNotFoundError(f"no mplogger store at {root!r} (no {DB_NAME} there)")
+    why = "not a folder" if os.path.exists(root) else "there is no such folder"
+    return FileNotFoundError(f"no mplogger store at {root!r} ({why})")
+
+
 def connect(root: str, create: bool = True) -> sqlite3.Connection:
     """Open (and, for writers, create) the store under ``root``, in WAL mode."""
     path = db_path(root)
     if create:
         os.makedirs(root, exist_ok=True)
     elif not os.path.exists(path):
-        raise FileNotFoundError(f"no mplogger store at {root!r} (no {DB_NAME} there)")
+        raise _no_database(root)
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=NORMAL")
     if create:
         retry_locked(lambda: _ensure_wal(conn))
         retry_locked(lambda: _ensure_schema(conn))
     return conn
+
+
+def connect_reader(root: str) -> sqlite3.Connection:
+    """Open the store under ``root`` only to read: nothing is written, so a read-only store reads too.
+
+    A WAL database needs its ``-shm`` index to be read; where that cannot be created (a read-only
+    folder, after the last writer closed), the database is read as immutable, which is exact
+    while no write-ahead log is pending. With a pending log and no index, it refuses clearly.
+    """
+    path = db_path(root)
+    if not os.path.exists(path):
+        raise _no_database(root)
+    conn = _open_uri(path, "mode=ro")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise
+        reason = exc
+    wal = f"{path}-wal"
+    if os.path.exists(wal) and os.path.getsize(wal) > 0:
+        raise PermissionError(
+            f"cannot read the store at {root!r}: it is read-only and its write-ahead log {wal} holds "
+            f"writes not yet in {DB_NAME}, which only a writable copy can read ({reason})")
+    conn = _open_uri(path, "immutable=1")
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    return conn
+
+
+def _open_uri(path: str, options: str) -> sqlite3.Connection:
+    """A connection to ``path`` opened through an SQLite URI with ``options`` (e.g. ``mode=ro``)."""
+    uri = f"file:{urllib.parse.quote(path)}?{options}"
+    return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
 
 
 def _ensure_wal(conn: sqlite3.Connection) -> None:
@@ -194,8 +279,9 @@ def insert_rows(conn: sqlite3.Connection, rows: Iterable[Sequence]) -> None:
             rows,
         )
     except BaseException:
-        conn.execute("ROLLBACK TO batch")
-        conn.execute("RELEASE batch")
+        if conn.in_transaction:  # SQLite may have rolled the whole transaction back already
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
         raise
     conn.execute("RELEASE batch")
 
@@ -204,3 +290,49 @@ def fetch_run(conn: sqlite3.Connection, run_id: str) -> Optional[dict]:
     cursor = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,))
     row = cursor.fetchone()
     return dict(zip(RUN_COLUMNS, row)) if row else None
+
+
+def file_identity(root: str) -> Optional[tuple]:
+    """(device, inode) of the store's database file, or None when it is gone.
+
+    A writer compares it after each commit: a store deleted (or replaced) under a live process
+    would otherwise take its rows into an unlinked file, silently.
+    """
+    try:
+        stat = os.stat(db_path(root))
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
+
+
+def insert_output(conn: sqlite3.Connection, run_id: str, lines: Iterable[Sequence]) -> None:
+    """Console lines of a run: (timestamp, stream, line) each."""
+    conn.executemany("INSERT INTO output (run_id, timestamp, stream, line) VALUES (?, ?, ?, ?)",
+                     [(run_id, t, stream, line) for t, stream, line in lines])
+
+
+def insert_system_sample(conn: sqlite3.Connection, run_id: str, timestamp: float, data: str) -> None:
+    conn.execute("INSERT INTO system_metrics (run_id, timestamp, data) VALUES (?, ?, ?)",
+                 (run_id, timestamp, data))
+
+
+def insert_alert(conn: sqlite3.Connection, run_id: str, alert: dict) -> None:
+    conn.execute("INSERT INTO alerts (run_id, timestamp, level, title, text) VALUES (?, ?, ?, ?, ?)",
+                 (run_id, alert["timestamp"], alert["level"], alert["title"], alert["text"]))
+
+
+def merge_environment(conn: sqlite3.Connection, run_id: str, environment: str) -> None:
+    """Set ``metadata.environment`` of a run, whatever else its metadata holds by now."""
+    conn.execute("UPDATE runs SET metadata = json_set(metadata, '$.environment', json(?)) WHERE id = ?",
+                 (environment, run_id))
+
+
+def mark_crashed(root: str, run_id: str) -> None:
+    """Mark one run ``crashed`` in a transaction of its own (when no worker is left to do it)."""
+    conn = connect(root)
+    try:
+        retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        update_run(conn, run_id, state="crashed", finished=time.time())
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

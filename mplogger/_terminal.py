@@ -1,13 +1,26 @@
-"""Messages to the terminal, as wandb's ``termlog``/``termwarn``/``termerror``."""
+"""Messages to the terminal, as wandb's ``termlog``/``termwarn``/``termerror``, and :func:`printable`.
+
+Text read from a store (names, keys, ids, file names) may hold terminal escape sequences: it goes
+through :func:`printable` before it is printed.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import Set
 
-__all__ = ["termlog", "termwarn", "termerror", "notice_once"]
+__all__ = ["termlog", "termwarn", "termerror", "notice_once", "printable", "CONTROL"]
 
 _seen: Set[str] = set()
+
+_BIDI = (0x061c, 0x200e, 0x200f, *range(0x202a, 0x202f), *range(0x2066, 0x206a))
+CONTROL = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7f, *range(0x80, 0xa0))}
+CONTROL.update({code: f"\\u{code:04x}" for code in _BIDI})
+
+
+def printable(text: object) -> str:
+    """``text`` with control and bidi characters escaped (``\\x1b``): stored text cannot drive the terminal."""
+    return str(text).translate(CONTROL)
 
 
 def _write(prefix: str, string: str, newline: bool, repeat: bool, show_prefix: bool) -> None:

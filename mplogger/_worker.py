@@ -19,11 +19,12 @@ import signal
 import sqlite3
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from mplogger import _environment, _store
 from mplogger._channel import QueueReader
-from mplogger._errors import pack_exception
+from mplogger._admin import process_alive
+from mplogger._errors import StoreGone, pack_exception
 from mplogger._messages import (
     BatchesDone,
     ErrorReply,
@@ -45,7 +46,7 @@ from mplogger._messages import (
 from mplogger._metrics import MetricRules
 from mplogger._values import from_json, to_json
 
-__all__ = ["init_process", "serve"]
+__all__ = ["init_process", "serve", "serve_replacement"]
 
 _rec_qs: Sequence = ()
 _rsp_qs: Sequence = ()
@@ -99,26 +100,114 @@ class _OpenRun:
             self.metadata["metric_state"] = self.rules.state_dict()
         return to_json(self.metadata)
 
+    def snapshot(self) -> tuple:
+        """What this run's in-memory state is now, to put back if what follows is not stored."""
+        rules = None if self.rules is None else (self.rules, self.rules.to_list(), self.rules.snapshot())
+        return (self.seq, self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty)
+
+    def restore(self, saved: tuple) -> None:
+        """Put back a :meth:`snapshot`: nothing is counted that was not stored."""
+        self.seq, self.last_step, self.summary, self.metadata, rules, self.dirty = saved
+        self.rules = None
+        if rules is not None:
+            self.rules, definitions, state = rules
+            if self.rules.to_list() != definitions:
+                self.rules = MetricRules.from_list(definitions)
+            self.rules.restore(state)
+
+    def batch_snapshot(self) -> tuple:
+        """The part of :meth:`snapshot` a batch of rows can change (quick: once per batch)."""
+        return (self.seq, self.last_step, dict(self.summary), None if self.rules is None else self.rules.snapshot())
+
+    def batch_restore(self, saved: tuple) -> None:
+        self.seq, self.last_step, self.summary, rules = saved
+        if rules is not None and self.rules is not None:
+            self.rules.restore(rules)
+
+
+class _Transaction:
+    """One open write transaction on one store, and what undoing it takes if it is not committed."""
+
+    __slots__ = ("conn", "saved", "opened", "closed", "rows", "first_reply")
+
+    def __init__(self, conn: sqlite3.Connection, first_reply: int) -> None:
+        self.conn = conn
+        self.saved: Dict[str, tuple] = {}
+        self.opened: set = set()
+        self.closed: Dict[str, tuple] = {}
+        self.rows: Dict[str, List[int]] = {}
+        self.first_reply = first_reply
+
+    def touch(self, run: _OpenRun) -> None:
+        """Keep ``run``'s state as it was before this transaction (once, when first changed)."""
+        if run.run_id not in self.saved and run.run_id not in self.opened:
+            self.saved[run.run_id] = run.snapshot()
+
+    def wrote(self, run_id: str, count: int, first: Optional[int], last: Optional[int]) -> None:
+        """Count ``count`` history rows (steps ``first``..``last``) written for ``run_id``."""
+        entry = self.rows.get(run_id)
+        if entry is None:
+            self.rows[run_id] = [count, first, last]
+        else:
+            entry[0] += count
+            entry[2] = last
+
+    def concerns(self) -> set:
+        return set(self.saved) | self.opened | set(self.closed)
+
+
+def _lost(entry: List[int]) -> str:
+    count, first, last = entry
+    steps = "" if first is None else (f" (step {first})" if first == last else f" (steps {first}-{last})")
+    return f"{count} row{'s' if count != 1 else ''}{steps} logged to it were not stored"
+
 
 class Worker:
-    """Applies messages to the store; replies only after the commit that made them durable."""
+    """Applies messages to the store; replies only after the commit that made them durable.
+
+    A failure never ends the worker: a message that cannot be applied gets an error reply; a
+    commit that fails is rolled back, the runs it concerns get their in-memory state back (their
+    row counts and summaries never include what was not stored) and an error saying what was
+    lost, and the worker goes on serving its other runs.
+    """
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.where = f"mplogger worker {index} (pid {os.getpid()})"
         self.stores: Dict[str, sqlite3.Connection] = {}
+        self.roots: Dict[sqlite3.Connection, str] = {}
+        self.files: Dict[sqlite3.Connection, tuple] = {}
         self.runs: Dict[str, _OpenRun] = {}
-        self.in_transaction: Optional[sqlite3.Connection] = None
+        self.lost: Dict[str, BaseException] = {}
+        self.txn: Optional[_Transaction] = None
         self.replies: list = []
         self.batches = self.batch_rows = self.batch_bytes = 0
         self.deferred: list = []
         self.collected: "queue.Queue" = queue.Queue()
         self.collecting = 0
 
+    # --- stores and transactions ----------------------------------------------------------
     def store(self, root: str) -> sqlite3.Connection:
+        """The connection to ``root``'s store; a store deleted meanwhile is created anew."""
         conn = self.stores.get(root)
+        if conn is not None and (self.txn is None or self.txn.conn is not conn):
+            try:
+                self.check_file(conn)
+            except StoreGone as exc:
+                self.lose_store(conn, exc)
+                conn = None
         if conn is None:
-            conn = self.stores[root] = _store.connect(root)
+            conn = _store.connect(root)
+            self.stores[root] = conn
+            self.roots[conn] = root
+            self.files[conn] = _store.file_identity(root)
         return conn
+
+    def check_file(self, conn: sqlite3.Connection) -> None:
+        """Raise StoreGone if the database file of ``conn`` was deleted or replaced."""
+        root = self.roots[conn]
+        if _store.file_identity(root) != self.files[conn]:
+            raise StoreGone(f"the store {root} was deleted or replaced while runs were being written to it")
 
     def begin(self, conn: sqlite3.Connection) -> None:
         """Open a write transaction on ``conn``, first committing one open on another store.
@@ -126,31 +215,138 @@ class Worker:
         A worker holds at most one store's write lock at a time: two workers each holding one
         store and waiting for the other's would deadlock (runs of one process may use two roots).
         """
-        if self.in_transaction is conn:
-            return
-        if self.in_transaction is not None:
-            self.commit_store(self.in_transaction)
+        if self.txn is not None:
+            if self.txn.conn is conn:
+                return
+            self.commit_transaction()
         _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
-        self.in_transaction = conn
+        self.txn = _Transaction(conn, len(self.replies))
 
+    def commit_transaction(self) -> None:
+        """Write the changed runs' summaries and commit what this read of messages changed.
+
+        Never raises: a failure undoes the transaction and reports it (see :meth:`abandon`).
+        """
+        txn, self.txn = self.txn, None
+        if txn is None:
+            return
+        conn = txn.conn
+        try:
+            now = time.time()
+            for run in self.runs.values():
+                if run.dirty and run.conn is conn:
+                    fields = {"summary": to_json(run.summary), "rows": run.seq,
+                              "last_step": run.last_step, "updated": now}
+                    if run.rules is not None:
+                        fields["metadata"] = run.metadata_json()
+                    _store.update_run(conn, run.run_id, **fields)
+            _store.retry_locked(lambda: conn.execute("COMMIT"))
+            self.check_file(conn)
+        except Exception as exc:
+            self.abandon(txn, exc)
+            return
+        for run in self.runs.values():
+            if run.conn is conn:
+                run.dirty = False
+
+    def abandon(self, txn: _Transaction, exc: BaseException) -> None:
+        """``txn`` was not stored: roll it back, restore its runs, and tell each what it lost."""
+        conn = txn.conn
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        for run_id in txn.opened:
+            run = self.runs.pop(run_id, None)
+            if run is not None:
+                _remove_empty_dir(_store.run_dir(run.root, run_id))
+        self.deferred = [item for item in self.deferred if item[0] not in txn.opened]
+        for run_id, saved in txn.saved.items():
+            run = self.runs.get(run_id) or (txn.closed[run_id][0] if run_id in txn.closed else None)
+            if run is not None:
+                run.restore(saved)
+        packed = pack_exception(exc, self.where)
+        concerned = txn.concerns()
+        answered = set()
+        for position in range(txn.first_reply, len(self.replies)):
+            reply = self.replies[position]
+            if type(reply) is not ErrorReply and reply.run_id in concerned:
+                entry = txn.rows.get(reply.run_id)
+                note = _lost(entry) if entry and reply.run_id not in answered else "the write was not committed"
+                answered.add(reply.run_id)
+                self.replies[position] = ErrorReply(reply.request, reply.run_id, packed, note)
+        for run_id, entry in txn.rows.items():
+            if run_id not in answered:
+                self.replies.append(ErrorReply(None, run_id, packed, _lost(entry)))
+        if isinstance(exc, StoreGone):
+            self.lose_store(conn, exc)
+            return
+        for run_id, (run, message) in txn.closed.items():
+            if run_id not in txn.opened:
+                self.close_after_failure(run, message)
+
+    def close_after_failure(self, run: _OpenRun, message: FinishRun) -> None:
+        """A finish whose commit failed: try once more to record the run's end, in a small write."""
+        conn = run.conn
+        try:
+            _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            now = time.time()
+            _store.update_run(conn, run.run_id, state=message.state, exit_code=message.exit_code,
+                              finished=now, updated=now, summary=to_json(run.summary), rows=run.seq,
+                              last_step=run.last_step, metadata=run.metadata_json())
+            conn.execute("COMMIT")
+        except Exception:  # the end could not be recorded either: `mplogger doctor` marks it later
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+
+    def lose_store(self, conn: sqlite3.Connection, exc: BaseException) -> None:
+        """The store's file is gone: its open runs end with an error; a new run creates it anew."""
+        root = self.roots.pop(conn, None)
+        self.files.pop(conn, None)
+        if root is not None and self.stores.get(root) is conn:
+            del self.stores[root]
+        if self.txn is not None and self.txn.conn is conn:
+            self.txn = None
+        packed = pack_exception(exc, self.where)
+        for run_id, run in list(self.runs.items()):
+            if run.conn is conn:
+                del self.runs[run_id]
+                self.lost[run_id] = exc
+                self.replies.append(ErrorReply(None, run_id, packed,
+                                               "rows logged to it from now on are not stored"))
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+    # --- messages -------------------------------------------------------------------------
     def handle_all(self, messages: List[object]) -> List[object]:
         """Apply ``messages`` in order, commit, and return the replies to send."""
         for message in messages:
             try:
                 self.handle(message)
             except Exception as exc:
-                self.replies.append(
-                    ErrorReply(
-                        getattr(message, "request", None),
-                        getattr(message, "run_id", None),
-                        pack_exception(exc, f"mplogger worker {self.index} (pid {os.getpid()})"),
-                    )
-                )
-        self.commit()
-        replies, self.replies = self.replies, []
+                txn = self.txn
+                if txn is not None and not txn.conn.in_transaction:  # SQLite rolled it all back
+                    self.txn = None
+                    self.abandon(txn, exc)
+                note = f"{message.rows} rows logged to it were not stored" if type(message) is LogBatch else ""
+                self.replies.append(ErrorReply(getattr(message, "request", None),
+                                               getattr(message, "run_id", None),
+                                               pack_exception(exc, self.where), note))
+        self.commit_transaction()
+        replies = self.take_replies()
         if self.batches:
             replies.append(BatchesDone(self.index, self.batch_rows, self.batch_bytes))
             self.batches = self.batch_rows = self.batch_bytes = 0
+        return replies
+
+    def take_replies(self) -> List[object]:
+        replies, self.replies = self.replies, []
         return replies
 
     def handle(self, message: object) -> None:
@@ -169,18 +365,18 @@ class Worker:
             self.begin(run.conn)
             lines = [(t, stream, line.encode("utf-8", "backslashreplace").decode("utf-8"))
                      for t, stream, line in message.lines]  # lone surrogates stay readable
-            run.conn.executemany("INSERT INTO output (run_id, timestamp, stream, line) VALUES (?, ?, ?, ?)",
-                                 [(run.run_id, t, stream, line) for t, stream, line in lines])
+            _store.insert_output(run.conn, run.run_id, lines)
             with open(os.path.join(_store.run_dir(run.root, run.run_id), "output.log"), "a",
                       encoding="utf-8", errors="backslashreplace") as log_file:
                 log_file.write("".join(line + "\n" for _, _, line in lines))
         elif kind is SystemSample:
             run = self.open_run(message.run_id)
             self.begin(run.conn)
-            run.conn.execute("INSERT INTO system_metrics (run_id, timestamp, data) VALUES (?, ?, ?)",
-                             (run.run_id, message.timestamp, to_json(message.values)))
+            _store.insert_system_sample(run.conn, run.run_id, message.timestamp, to_json(message.values))
         elif kind is FlushRun:
             run = self.runs.get(message.run_id)
+            if run is None and message.run_id in self.lost:
+                raise self.lost[message.run_id]
             self.replies.append(RunFlushed(message.request, message.run_id, run.seq if run else 0))
         elif kind is GetSummary:
             run = self.open_run(message.run_id)
@@ -195,6 +391,8 @@ class Worker:
     def open_run(self, run_id: str) -> _OpenRun:
         run = self.runs.get(run_id)
         if run is None:
+            if run_id in self.lost:
+                raise self.lost[run_id]
             raise KeyError(f"run {run_id!r} is not open in this worker")
         return run
 
@@ -211,6 +409,8 @@ class Worker:
             )
         if existing is None and message.resume == "must":
             raise ValueError(f"resume='must' but there is no run with id {run_id!r} in {message.root}")
+        if existing is not None:
+            _refuse_live(existing, record)
         now = time.time()
         if existing is None:
             record.update(state="running", updated=now, rows=0, last_step=None, summary="{}")
@@ -225,62 +425,103 @@ class Worker:
             stored = _store.fetch_run(conn, run_id)
         os.makedirs(_store.run_dir(message.root, run_id), exist_ok=True)
         self.runs[run_id] = _OpenRun(run_id, message.root, conn, stored)
+        self.lost.pop(run_id, None)
+        self.txn.opened.add(run_id)
         if message.environment is not None:
             self.deferred.append((run_id, message.environment))
-        reply = dict(stored)
-        self.replies.append(RunReady(message.request, run_id, reply))
+        self.replies.append(RunReady(message.request, run_id, dict(stored)))
 
     def log_batch(self, message: LogBatch) -> None:
         run = self.open_run(message.run_id)
         rows = pickle.loads(message.payload)
         self.begin(run.conn)
-        seq = run.seq
-        start = run.start
-        run_id = run.run_id
-        params = []
+        self.txn.touch(run)
+        saved = run.batch_snapshot()
+        try:
+            params, last_step, failed = self.encode(run, rows, message.origin)
+            _store.insert_rows(run.conn, params)
+        except BaseException:
+            run.batch_restore(saved)
+            raise
+        if params:
+            first = params[0][2] if message.origin == 0 else None
+            self.txn.wrote(run.run_id, len(params), first, last_step if message.origin == 0 else None)
+            run.seq += len(params)
+            run.last_step = last_step
+            run.dirty = True
+        if failed:
+            self.replies.append(ErrorReply(None, run.run_id, pack_exception(failed[0], self.where),
+                                           f"{len(failed)} of the {len(rows)} rows of a batch could not "
+                                           "be encoded and were not stored"))
+
+    @staticmethod
+    def encode(run: _OpenRun, rows: list, origin: int) -> tuple:
+        """The history rows to insert, the run's last step after them, and the rows' failures.
+
+        Summaries are updated as rows are encoded; the caller restores them if the insert fails.
+        """
+        seq, start, run_id = run.seq, run.start, run.run_id
+        params: list = []
         append = params.append
-        if message.origin == 0 and run.rules is None:  # the common case, kept tight
+        if origin == 0 and run.rules is None:  # the common case, kept tight
             update = run.summary.update
             step = run.last_step
-            for step, timestamp, values in rows:
-                seq += 1
-                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
-                update(values)
-            run.last_step = step
-        else:
-            # A child's rows are stored at the run's current step and leave it alone;
-            # define_metric rules fill step metrics into each row and keep aggregates.
-            rules = run.rules
-            current = run.last_step if run.last_step is not None else 0
-            for step, timestamp, values in rows:
-                seq += 1
-                if message.origin:
-                    step = current
-                if rules is not None:
-                    values = rules.fill_step(values)
-                    rules.observe(values, run.summary)
-                else:
-                    run.summary.update(values)
-                append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
-            if not message.origin and rows:
-                run.last_step = step
-        _store.insert_rows(run.conn, params)
-        run.seq = seq
-        run.dirty = True
+            try:
+                for step, timestamp, values in rows:
+                    seq += 1
+                    append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
+                    update(values)
+                return params, step, ()
+            except Exception:
+                del params[:]  # one row cannot be encoded: encode them one by one below
+                seq = run.seq
+        # A child's rows are stored at the run's current step and leave it alone;
+        # define_metric rules fill step metrics into each row and keep aggregates.
+        rules = run.rules
+        last = run.last_step
+        current = last if last is not None else 0
+        failed: list = []
+        for step, timestamp, values in rows:
+            if origin:
+                step = current
+            if rules is not None:
+                values = rules.fill_step(values)
+            try:
+                text = to_json(values)
+            except Exception as exc:
+                failed.append(exc)
+                continue
+            if rules is not None:
+                rules.observe(values, run.summary)
+            else:
+                run.summary.update(values)
+            seq += 1
+            append((run_id, seq, step, timestamp, timestamp - start, text))
+            if not origin:
+                last = step
+        return params, last, failed
 
     def update_run(self, message: UpdateRun) -> None:
         run = self.open_run(message.run_id)
         self.begin(run.conn)
-        fields = {}
-        if message.config is not None:
-            fields["config"] = to_json(message.config)
+        self.txn.touch(run)
+        saved = run.snapshot()
+        try:
+            self._update_run(run, message)
+        except BaseException:
+            run.restore(saved)
+            raise
+
+    @staticmethod
+    def _update_run(run: _OpenRun, message: UpdateRun) -> None:
         if message.summary is not None or message.summary_deleted:
             run.summary.update(message.summary or {})
             for key in message.summary_deleted:
                 run.summary.pop(key, None)
+            to_json(run.summary)  # a summary that cannot be stored fails here, not at the commit
             run.dirty = True
-        if fields:
-            _store.update_run(run.conn, run.run_id, **fields)
+        if message.config is not None:
+            _store.update_run(run.conn, run.run_id, config=to_json(message.config))
         if message.metrics:
             if run.rules is None:
                 run.rules = MetricRules()
@@ -288,13 +529,10 @@ class Worker:
                 run.rules.define(**rule)
             run.dirty = True
         if message.alert is not None:
-            alert = message.alert
-            run.conn.execute(
-                "INSERT INTO alerts (run_id, timestamp, level, title, text) VALUES (?, ?, ?, ?, ?)",
-                (run.run_id, alert["timestamp"], alert["level"], alert["title"], alert["text"]))
+            _store.insert_alert(run.conn, run.run_id, message.alert)
 
     def finish_run(self, message: FinishRun) -> None:
-        run = self.runs.pop(message.run_id, None)
+        run = self.runs.get(message.run_id)
         if run is None and message.root is not None:
             conn = self.store(message.root)
             self.begin(conn)
@@ -303,48 +541,21 @@ class Worker:
             self.replies.append(RunFinished(message.request, message.run_id, message.state, -1))
             return
         if run is None:
-            raise KeyError(f"run {message.run_id!r} is not open in this worker")
+            raise self.lost.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open in this worker")
         self.begin(run.conn)
+        self.txn.touch(run)
+        now = time.time()
         _store.update_run(
             run.conn, run.run_id, state=message.state, exit_code=message.exit_code,
-            finished=time.time(), updated=time.time(), summary=to_json(run.summary),
+            finished=now, updated=now, summary=to_json(run.summary),
             rows=run.seq, last_step=run.last_step, metadata=run.metadata_json(),
         )
+        del self.runs[run.run_id]
+        self.txn.closed[run.run_id] = (run, message)
         run.dirty = False
         self.replies.append(RunFinished(message.request, run.run_id, message.state, run.seq, dict(run.summary)))
 
-    def commit_store(self, conn: sqlite3.Connection) -> None:
-        """Write the summaries of ``conn``'s changed runs and commit its transaction."""
-        now = time.time()
-        for run in self.runs.values():
-            if run.dirty and run.conn is conn:
-                fields = {"summary": to_json(run.summary), "rows": run.seq, "last_step": run.last_step,
-                          "updated": now}
-                if run.rules is not None:
-                    fields["metadata"] = run.metadata_json()
-                _store.update_run(conn, run.run_id, **fields)
-                run.dirty = False
-        self.in_transaction = None
-        try:
-            conn.execute("COMMIT")
-        except Exception as exc:
-            conn.execute("ROLLBACK")
-            failed = [r for r in self.replies if not isinstance(r, ErrorReply)]
-            self.replies = [
-                ErrorReply(getattr(r, "request", None), getattr(r, "run_id", None),
-                           pack_exception(exc, f"mplogger worker {self.index}"))
-                for r in failed
-            ]
-
-    def commit(self) -> None:
-        """Commit everything this read of messages changed, one store at a time."""
-        for conn in {run.conn for run in self.runs.values() if run.dirty}:
-            if self.in_transaction is not conn:
-                self.begin(conn)
-            self.commit_store(conn)
-        if self.in_transaction is not None:
-            self.commit_store(self.in_transaction)
-
+    # --- environments ---------------------------------------------------------------------
     def run_deferred(self) -> None:
         """Start collecting new runs' environments (git state, installed packages) in a
         thread of their own, and store the ones that are ready. No message waits for them."""
@@ -373,13 +584,20 @@ class Worker:
             run = self.runs.get(run_id)
             if run is not None:
                 run.metadata["environment"] = environment
-            conn = self.store(root)
-            self.begin(conn)  # the run may have finished meanwhile: merge into what is stored
-            conn.execute("UPDATE runs SET metadata = json_set(metadata, '$.environment', json(?)) WHERE id = ?",
-                         (to_json(environment), run_id))
-            stored = True
+            try:
+                conn = self.store(root)
+                self.begin(conn)  # the run may have finished meanwhile: merge into what is stored
+                _store.merge_environment(conn, run_id, to_json(environment))
+                stored = True
+            except Exception as exc:
+                txn = self.txn
+                if txn is not None and not txn.conn.in_transaction:
+                    self.txn = None
+                    self.abandon(txn, exc)
+                self.replies.append(ErrorReply(None, run_id, pack_exception(exc, self.where),
+                                               "its environment (git, packages) was not stored"))
         if stored:
-            self.commit()
+            self.commit_transaction()
 
     def _collect(self, run_id: str, root: str, facts: dict) -> None:
         try:
@@ -399,16 +617,44 @@ class Worker:
         self.stores.clear()
 
 
-def serve(index: int) -> None:
-    """The loop of one worker: run inside a pool process until WorkerStop or manager death."""
-    _serving.set()
-    rec = QueueReader(_rec_qs[index])
-    rsp = _rsp_qs[index]
-    worker = Worker(index)
-    rsp.put(WorkerHello(index, os.getpid()))
-    sentinel = multiprocessing.parent_process().sentinel
-    stop = False
+def _refuse_live(existing: dict, record: dict) -> None:
+    """Resuming a run that another live process on this host is writing would interleave rows."""
+    pid, host = existing.get("pid"), existing.get("host")
+    if (existing.get("state") == "running" and pid and pid != record.get("pid")
+            and host == record.get("host") and process_alive(pid, existing["updated"])):
+        raise ValueError(
+            f"run {existing['id']!r} is being written by process {pid} on {host}; it cannot be resumed "
+            "while that process is alive (finish it there first, or start a new run)")
+
+
+def _remove_empty_dir(path: str) -> None:
     try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def serve(index: int) -> None:
+    """The loop of a pool worker: serve ``rec_q[index]`` until WorkerStop or manager death."""
+    _serve(index, _rec_qs[index], _rsp_qs[index])
+
+
+def serve_replacement(index: int, rec_q: object, rsp_q: object, manager_pid: int) -> None:
+    """A worker started by the manager in place of one that died, on fresh queues."""
+    init_process((), (), manager_pid)
+    _serve(index, rec_q, rsp_q)
+
+
+def _serve(index: int, rec_q: object, rsp: object) -> None:
+    """Serve one worker's queues; whatever happens, the process ends (so its sentinel fires)."""
+    _serving.set()
+    code = 0
+    worker = Worker(index)
+    try:
+        rec = QueueReader(rec_q)
+        rsp.put(WorkerHello(index, os.getpid()))
+        sentinel = multiprocessing.parent_process().sentinel
+        stop = False
         while not stop:
             ready = multiprocessing.connection.wait([rec, sentinel], timeout=0.05 if worker.collecting else 1.0)
             messages = rec.read_available() if rec in ready else []
@@ -417,17 +663,30 @@ def serve(index: int) -> None:
                     del messages[position:]
                     stop = True
                     break
-            if messages:
-                for reply in worker.handle_all(messages):
-                    rsp.put(reply)
+            replies = worker.handle_all(messages) if messages else []
             if messages or worker.collecting:
                 worker.run_deferred()
+            for reply in replies + worker.take_replies():
+                rsp.put(reply)
             if not stop and not messages and not manager_alive():
                 worker.crash_open_runs()
                 break
+    except BaseException as exc:
+        code = 1
+        _quietly(lambda: rsp.put(ErrorReply(None, None, pack_exception(exc, worker.where))))
     finally:
-        worker.store_collected(block=True)  # a run that ended at once still gets its environment
-        worker.close()
-        rsp.close()
-        rsp.join_thread()
-        os._exit(0)
+        if code == 0:
+            _quietly(lambda: worker.store_collected(block=True))  # a run that ended at once still gets its environment
+            for reply in worker.take_replies():
+                _quietly(lambda: rsp.put(reply))
+        _quietly(worker.close)
+        _quietly(rsp.close)
+        _quietly(rsp.join_thread)
+        os._exit(code)
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    try:
+        action()
+    except BaseException:  # the process is ending: nothing here may keep it alive
+        pass

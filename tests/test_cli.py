@@ -75,7 +75,15 @@ def test_python_dash_m_is_the_same_command(root, runs):
 def test_a_missing_store_is_one_clear_line(tmp_path):
     result = cli(str(tmp_path / "nothing"), "ls")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"mplogger: error: no mplogger store at {str(tmp_path / 'nothing')!r} (no mplogger.db there)"
+    assert result.stderr.strip() == (f"mplogger: error: no mplogger store at {str(tmp_path / 'nothing')!r} "
+                                     "(there is no such folder)")
+
+
+def test_a_folder_without_a_store_yet_lists_no_runs(tmp_path):
+    listed = cli(str(tmp_path), "ls")
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", f"no runs in {tmp_path}\n")
+    assert json.loads(cli(str(tmp_path), "ls", "--json").stdout) == []
+    assert not os.path.exists(tmp_path / "mplogger.db"), "a reader created the store"
 
 
 # --- ls ------------------------------------------------------------------------------------------

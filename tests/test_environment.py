@@ -9,8 +9,11 @@ import sys
 import pytest
 
 import mplogger
+from mplogger._system import system_metrics_unavailable
 
 from conftest import run_script, script_env
+
+needs_system_metrics = pytest.mark.skipif(system_metrics_unavailable(), reason="neither /proc nor psutil")
 
 SCRIPT = """
     import sys, mplogger
@@ -49,8 +52,8 @@ def test_environment_git_state_code_and_packages_are_recorded(tmp_path, root):
     assert env["packages"] == len(requirements) > 0 and all("==" in line for line in requirements)
 
 
+@needs_system_metrics
 def test_system_metrics_are_sampled_at_the_set_interval(root):
-    pytest.importorskip("psutil")
     run = mplogger.init(dir=root, settings={"system_interval": 0.1})
     from conftest import wait_for
 
@@ -72,11 +75,12 @@ def test_system_metrics_can_be_turned_off(root):
     assert mplogger.Api(root).run(run.id).system_metrics() == []
 
 
-def test_without_psutil_a_one_time_note_says_how_to_get_it(script, root):
+def test_without_proc_or_psutil_a_one_time_note_says_how_to_get_it(script, root):
     body = """
         import sys
         sys.modules["psutil"] = None
-        import mplogger
+        import mplogger, mplogger._system
+        mplogger._system._PROC = sys.argv[1] + "/no-proc"  # as on a platform without /proc
         for _ in range(2):
             run = mplogger.init(dir=sys.argv[1], reinit=True)
             run.log({"x": 1})
@@ -92,10 +96,10 @@ def test_bad_system_interval():
         mplogger.Settings(system_interval=-1)
 
 
+@needs_system_metrics
 def test_io_counters_start_with_each_run_and_exclude_mplogger_processes(script, root):
     """In a script with no other children: a second run's I/O counters start at zero, and the
     process count is the script alone (mplogger's manager and workers are not counted)."""
-    pytest.importorskip("psutil")
     body = """
         import sys, time, mplogger
         api = mplogger.Api(sys.argv[1])

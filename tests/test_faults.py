@@ -258,3 +258,4 @@ def test_sigterm_to_the_manager_stores_what_it_received_and_marks_the_run_crashe
     assert stored.state == "crashed" and [r["i"] for r in stored.history()] == list(range(5000))
     with pytest.raises(ManagerError):
         run.flush()
+

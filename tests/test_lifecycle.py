@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 import mplogger
 
-from conftest import START_METHODS, run_script, script_env
+from conftest import REPO, START_METHODS, run_script, script_env, write_script
 
 UNGUARDED = """
     import sys
@@ -99,3 +106,123 @@ def test_setup_is_idempotent(root):
     run = mplogger.init(dir=root)
     assert mplogger._session.current().client is client
     run.finish()
+
+
+EDITABLE_INSTALL = f"""
+    import importlib.machinery, sys
+    class EditableFinder:  # what the .pth of `pip install -e` appends to sys.meta_path at startup
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            if name == "mplogger":
+                return importlib.machinery.PathFinder.find_spec(name, [{str(REPO)!r}])
+    sys.meta_path.append(EditableFinder)
+"""
+
+
+def only_dependencies(folder: Path) -> str:
+    """A folder holding links to mplogger's dependencies only (not mplogger), for ``PYTHONPATH``."""
+    folder.mkdir()
+    for name in ("attr", "attrs", "cloudpickle", "tblib"):
+        spec = importlib.util.find_spec(name)
+        (folder / name).symlink_to(Path(spec.origin).parent, target_is_directory=True)
+    return str(folder)
+
+
+def test_a_script_run_twice_where_the_default_store_is_made_still_imports_the_package(tmp_path):
+    """The default store is made in the working directory, which is first on ``sys.path``; with
+    an editable install the package comes from a finder consulted after the path, so a store
+    folder named like the package would be imported as ``mplogger`` on the next run."""
+    work = tmp_path / "project"
+    work.mkdir()
+    path = write_script(work, textwrap.dedent(EDITABLE_INSTALL) + textwrap.dedent("""
+        import mplogger
+        run = mplogger.init(project="shadow")
+        run.log({"x": 1})
+        print("RUN", run.id, mplogger.__file__, flush=True)
+    """))
+    env = {key: value for key, value in os.environ.items() if key not in ("MPLOGGER_DIR", "WANDB_DIR")}
+    env.update(PYTHONPATH=only_dependencies(tmp_path / "deps"), MPLOGGER_START_METHOD="fork",
+               MPLOGGER_SYSTEM_INTERVAL="0")
+    ids = []
+    for attempt in ("first", "second"):
+        # -S: no site-packages, so the package can come only through the editable finder
+        result = subprocess.run([sys.executable, "-S", str(path)], capture_output=True, text=True, timeout=60,
+                                env=env, cwd=work)
+        assert result.returncode == 0, f"{attempt} run: {result.stderr}"
+        run_id, module = result.stdout.split("RUN ")[1].split()[:2]
+        assert Path(module).resolve() == (REPO / "mplogger" / "__init__.py").resolve()
+        ids.append(run_id)
+    stores = [p for p in work.iterdir() if (p / "mplogger.db").exists()]
+    assert [p.name for p in stores] == ["mplogger-runs"]
+    assert sorted(r.id for r in mplogger.Api(str(stores[0])).runs()) == sorted(ids)
+
+
+def test_teardown_reports_a_run_it_could_not_commit_and_still_closes_the_others(root, capsys, monkeypatch):
+    broken = mplogger.init(dir=root)
+    other = mplogger.init(dir=root, reinit="create_new")
+    broken.log({"x": 1}, commit=False)
+    other.log({"y": 2})
+    commit = mplogger.Run._commit_pending
+
+    def failing(run):
+        if run is broken:
+            raise RuntimeError("the disk is on fire")
+        commit(run)
+
+    monkeypatch.setattr(mplogger.Run, "_commit_pending", failing)
+    mplogger.teardown()
+    err = capsys.readouterr().err
+    assert f"run {broken.id}" in err and "RuntimeError: the disk is on fire" in err
+    api = mplogger.Api(root)
+    assert (api.run(other.id).state, api.run(other.id).rows) == ("finished", 1)
+    assert api.run(broken.id).state == "finished"
+
+
+WRONG_INIT_REPLY = """
+    import sys
+    import mplogger
+    from mplogger import _client
+    if not sys.flags.optimize:
+        raise SystemExit("run this under python -O")
+    request = _client.Client.request
+
+    def wrong_reply(self, make, what, timeout=None):
+        reply = request(self, make, what, timeout)
+        return "not a reply" if what == "init" else reply
+
+    _client.Client.request = wrong_reply
+    try:
+        mplogger.init(dir=sys.argv[1])
+    except mplogger.ManagerError as exc:
+        print("RAISED", exc)
+"""
+
+
+def test_a_wrong_reply_raises_a_manager_error_even_under_python_O(script, root):
+    result = subprocess.run([sys.executable, "-O", str(script(WRONG_INIT_REPLY)), root], capture_output=True,
+                            text=True, timeout=60, env=script_env())
+    assert result.returncode == 0, result.stderr
+    assert "RAISED mplogger protocol error: init: expected a RunReady reply, got str" in result.stdout
+
+
+def test_a_wrong_summary_reply_raises_a_manager_error(root, monkeypatch):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    client = mplogger._session.current().client
+    request = client.request
+    monkeypatch.setattr(client, "request", lambda make, what, timeout=None: (
+        "not a reply" if what.startswith("summary") else request(make, what, timeout)))
+    with pytest.raises(mplogger.ManagerError, match=f"summary of run {run.id}: expected a SummaryReply"):
+        run.summary["x"]
+
+
+def test_a_wrong_stop_reply_is_reported_and_the_process_is_let_go(root, capsys, monkeypatch):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    client = mplogger._session.current().client
+    request = client.request
+    monkeypatch.setattr(client, "request", lambda make, what, timeout=None: (
+        "not a reply" if what == "ManagerStop" else request(make, what, timeout)))
+    mplogger.teardown()
+    assert run.id in capsys.readouterr().err
+    assert client.stopped and mplogger._session.current().client is None

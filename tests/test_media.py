@@ -280,8 +280,10 @@ def test_table_round_trip_with_nonfinite(run_dir: Path):
         raise AssertionError(f"non-strict JSON constant {constant}")
 
     document = json.loads(path.read_text(encoding="utf-8"), parse_constant=reject)
-    assert document["columns"] == ["name", "score", "ok", "note"]
-    assert [row[1] for row in document["data"]] == [1.5, "NaN", "Infinity", "-Infinity"]
+    assert document["columns"] == ["name", "score", "ok", "note"] and document["version"] == 2
+    assert [row[1] for row in document["data"]] == [
+        1.5, {"_type": "float", "value": "NaN"}, {"_type": "float", "value": "Infinity"},
+        {"_type": "float", "value": "-Infinity"}]
 
     back = load_media(ref, str(run_dir))
     assert isinstance(back, Table)
@@ -293,6 +295,43 @@ def test_table_round_trip_with_nonfinite(run_dir: Path):
     again = t.to_json(str(run_dir), "eval/table", 3)  # same content, same file: idempotent
     assert again == ref
     assert len(files_under(run_dir)) == 1
+
+
+def test_table_string_cells_that_look_like_nonfinite_stay_strings(run_dir: Path):
+    t = Table(columns=["text", "score"], data=[["NaN", float("nan")], ["Infinity", 1.0], ["-Infinity", -math.inf]])
+    back = load_media(t.to_json(str(run_dir), "t", 0), str(run_dir))
+    assert [row[0] for row in back.data] == ["NaN", "Infinity", "-Infinity"]
+    assert all(type(row[0]) is str for row in back.data)
+    assert math.isnan(back.data[0][1]) and back.data[1][1] == 1.0 and back.data[2][1] == -math.inf
+
+
+def test_table_dict_cell_shaped_like_the_float_marker_stays_a_string(run_dir: Path):
+    t = Table(columns=["cell"], data=[[{"_type": "float", "value": "NaN"}]])
+    back = load_media(t.to_json(str(run_dir), "t", 0), str(run_dir))
+    assert back.data == [["{'_type': 'float', 'value': 'NaN'}"]]
+
+
+def test_table_file_written_before_version_2_still_reads_its_nonfinite_strings(run_dir: Path):
+    """Before version 2 a non-finite float was written as the string "NaN": old files read as meant."""
+    path = run_dir / "media" / "table" / "old.table.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"columns": ["s"], "data": [["NaN"], ["Infinity"], ["x"]]}))
+    back = load_media({"_type": "table-file", "path": "media/table/old.table.json"}, str(run_dir))
+    assert math.isnan(back.data[0][0]) and back.data[1][0] == math.inf and back.data[2][0] == "x"
+
+
+@pytest.mark.parametrize("cell", [2**63, -(2**63) - 1, 10**5000], ids=["2**63", "-2**63-1", "10**5000"])
+def test_table_int_cell_outside_64_bits_is_refused_naming_the_column(cell):
+    t = Table(columns=["ok", "count"])
+    with pytest.raises(ValueError, match=r"Table: column 'count': int .* outside the 64-bit range"):
+        t.add_data(1, cell)
+    t.add_data(1, 2**63 - 1)
+    assert t.data == [[1, 2**63 - 1]]
+
+
+def test_histogram_np_histogram_count_outside_64_bits_is_refused():
+    with pytest.raises(ValueError, match="np_histogram values: int 9223372036854775808 is outside"):
+        Histogram(np_histogram=([2**63], [0.0, 1.0]))
 
 
 def test_table_from_numpy_and_numpy_cells():

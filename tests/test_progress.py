@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from types import SimpleNamespace
 
+from mplogger import _progress
 from mplogger._progress import Progress
 
 
@@ -36,6 +38,22 @@ def test_redraws_are_rate_limited():
         for _ in range(10_000):
             progress(1)
     assert screen.getvalue().count("\r") == 2  # the first draw, and the final one
+
+
+def test_the_first_draw_does_not_wait_on_a_freshly_booted_machine(monkeypatch):
+    """monotonic() counts from boot: a few ms after boot it is still below the interval."""
+    clock = [0.01]
+    monkeypatch.setattr(_progress, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    screen = Terminal()
+    progress = Progress("rows", total=100, stream=screen, interval=1.0)
+    progress(1)
+    assert screen.getvalue() == "\rrows: 1/100 (1%)\x1b[K"
+    clock[0] = 0.5
+    progress(1)
+    assert screen.getvalue().count("\r") == 1  # within the interval: no redraw
+    clock[0] = 1.01
+    progress(1)
+    assert screen.getvalue().endswith("\rrows: 3/100 (3%)\x1b[K")
 
 
 def test_a_pipe_or_file_gets_nothing():

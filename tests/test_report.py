@@ -21,7 +21,7 @@ import pytest
 
 import mplogger
 from mplogger._report import PALETTE, render_report, write_report
-from mplogger._system import psutil_missing
+from mplogger._system import system_metrics_unavailable
 
 from conftest import wait_for
 
@@ -333,7 +333,7 @@ def test_write_report_replaces_the_file_atomically(tmp_path: Path, two_runs):
     assert len(figures(parse(target.read_text(encoding="utf-8")))) == 3
 
 
-@pytest.mark.skipif(psutil_missing(), reason="system metrics need psutil")
+@pytest.mark.skipif(system_metrics_unavailable(), reason="no system metrics on this platform (no /proc, no psutil)")
 def test_system_metrics_have_a_section_of_their_own(root):
     run = mplogger.init(dir=root, project="rep", settings={"system_interval": 0.05})
     run.log({"y": 1})

@@ -216,3 +216,82 @@ def test_strings_python_holds_are_stored_even_lone_surrogates(root):
     stored = mplogger.Api(root).run(run.id)
     assert [r["s"] for r in stored.history()] == ["caf\u00e9 \ud800 \U0001F600", "next"]
     assert stored.state == "finished"
+
+
+def test_media_in_the_summary_are_stored_as_log_stores_them(root):
+    np = pytest.importorskip("numpy")
+    from mplogger._media import load_media
+
+    run = mplogger.init(dir=root)
+    run.log({"a": 1})
+    table = mplogger.Table(columns=["k", "v"], data=[["x", 1.5], ["NaN", math.nan]])
+    run.summary["w"] = mplogger.Histogram([1, 2, 2, 3], num_bins=3)
+    run.summary.update({"t": table, "arr": np.arange(10.0), "m": {"h": mplogger.Histogram([1.0])}})
+    assert run.summary["w"]["_type"] == "histogram"
+    run.log({"a": 2})
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    assert stored.state == "finished" and [r["a"] for r in stored.history()] == [1, 2]
+    summary = stored.summary
+    assert load_media(summary["w"], stored.dir) == mplogger.Histogram([1, 2, 2, 3], num_bins=3)
+    assert load_media(summary["t"], stored.dir) == table
+    assert load_media(summary["arr"], stored.dir) == mplogger.Histogram(np.arange(10.0))
+    assert summary["m"]["h"]["_type"] == "histogram"
+
+
+def test_setting_a_config_key_to_the_nan_it_holds_is_no_change(root):
+    run = mplogger.init(dir=root, config={"n": math.nan, "deep": {"xs": [1.0, math.nan]}})
+    run.config["n"] = math.nan
+    run.config.update({"deep": {"xs": [1.0, float("nan")]}})
+    with pytest.raises(ValueError, match="config key 'n' is already nan; refusing to change it to 1.0"):
+        run.config["n"] = 1.0
+    with pytest.raises(ValueError, match="config key 'deep'"):
+        run.config["deep"] = {"xs": [1.0, 2.0]}
+    run.finish()
+    config = mplogger.Api(root).run(run.id).config
+    assert math.isnan(config["n"]) and config["deep"]["xs"][0] == 1.0 and math.isnan(config["deep"]["xs"][1])
+
+
+def test_strings_that_look_like_nonfinite_floats_stay_strings(root):
+    from mplogger._media import load_media
+
+    run = mplogger.init(dir=root, config={"c": {"s": "NaN", "l": ["-Infinity"]}})
+    row = {"s": "NaN", "t": "Infinity", "m": {"u": "-Infinity"}, "f": math.nan}
+    run.log(row)
+    run.log(row)  # the fast path
+    run.log({"tab": mplogger.Table(columns=["s", "f"], data=[["NaN", math.nan], ["Infinity", 1.0]])})
+    run.finish()
+    stored = mplogger.Api(root).run(run.id)
+    first, second, third = stored.history()
+    for got in (first, second):
+        assert (got["s"], got["t"], got["m"]) == ("NaN", "Infinity", {"u": "-Infinity"}) and math.isnan(got["f"])
+    assert [r[0] for r in third["tab"].data] == ["NaN", "Infinity"] and math.isnan(third["tab"].data[0][1])
+    assert stored.config == {"c": {"s": "NaN", "l": ["-Infinity"]}}
+    assert stored.summary["s"] == "NaN" and load_media(stored.summary["tab"], stored.dir).data[0][0] == "NaN"
+
+
+def test_module_log_after_finish_warns_once_naming_the_run_and_stores_nothing(root):
+    import warnings
+
+    run = mplogger.init(dir=root)
+    mplogger.log({"x": 1})
+    mplogger.finish()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mplogger.log({"x": 2})
+        mplogger.log({"x": 3})
+    assert [str(w.message) for w in caught] == [
+        f"run {run.id} is finished; mplogger.log() ignored (call mplogger.init() for a new run)"]
+    assert caught[0].filename == __file__
+    assert mplogger.Api(root).run(run.id).rows == 1
+
+
+def test_module_log_before_any_init_raises_and_a_new_run_takes_it_over(root):
+    with pytest.raises(mplogger.UsageError, match="init"):
+        mplogger.log({"x": 1})
+    first = mplogger.init(dir=root)
+    first.finish()
+    second = mplogger.init(dir=root)
+    mplogger.log({"x": 2})
+    second.finish()
+    assert (mplogger.Api(root).run(first.id).rows, mplogger.Api(root).run(second.id).rows) == (0, 1)
