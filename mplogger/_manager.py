@@ -23,6 +23,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -519,12 +520,78 @@ class Mux:
             flusher.join(self.settings.shutdown_timeout)
 
 
+def _release_inherited_fds(keep: set) -> None:
+    """Let go of the user process's files and pipes that a forked manager holds copies of.
+
+    Otherwise a pipe the user opened before ``init()`` (a subprocess's stdin, say) never sees
+    its end while the manager lives, and whoever waits for that end hangs. Each such fd is
+    pointed at /dev/null rather than closed: objects copied from the user process still hold
+    their numbers, so a number is never reused while a stale object could close it again.
+    """
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for name in names:
+            fd = int(name)
+            if fd in keep or fd == null:
+                continue
+            try:
+                os.fstat(fd)  # the listing's own fd is closed by now
+                os.dup2(null, fd, inheritable=False)
+            except OSError:
+                pass
+    finally:
+        os.close(null)
+
+
+def _forked_lifeline() -> Optional[int]:
+    """Under ``fork``, the pipe end whose closing tells the user process this one has exited.
+
+    ``multiprocessing`` keeps it only in a local of its fork launcher, a frame below this one;
+    None where there is none (spawn and forkserver pass only the fds the manager needs).
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_launch" and code.co_filename.endswith("popen_fork.py"):
+            lifeline = frame.f_locals.get("child_w")
+            return lifeline if isinstance(lifeline, int) else None
+        frame = frame.f_back
+    return None
+
+
+def _fds_of(mgr_i, mgr_o, lifeline: int) -> set:
+    """The fds the manager needs from before it started: its queues, its parent's sentinel."""
+    keep = {0, 1, 2, lifeline}
+    for queue in (mgr_i, mgr_o):
+        for end in (queue._reader, queue._writer):
+            keep.add(end.fileno())
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        keep.add(parent.sentinel)
+    try:
+        from multiprocessing import resource_tracker
+
+        tracker = resource_tracker._resource_tracker._fd  # type: ignore[attr-defined]
+        if tracker is not None:
+            keep.add(tracker)
+    except (ImportError, AttributeError):
+        pass
+    return keep
+
+
 def main(mgr_i, mgr_o, settings: Settings, client_pid: int) -> None:
     """The manager process: serve until stopped, or until the user process is gone."""
     try:
         os.setsid()
     except OSError:
         pass
+    lifeline = _forked_lifeline()
+    if lifeline is not None:
+        _release_inherited_fds(_fds_of(mgr_i, mgr_o, lifeline))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*fork.*")
     mux = Mux(mgr_i, mgr_o, settings, client_pid)

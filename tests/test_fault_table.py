@@ -407,6 +407,17 @@ PROCESS_CASES = {
         print("OK", flush=True)
         os._exit(0)
     """, ("fork",)),
+    "a-pipe-opened-before-init-is-not-held-by-the-manager": ("""
+        import subprocess, sys, mplogger
+        root = sys.argv[1]
+        reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+        run = mplogger.init(dir=root)  # a forked manager gets a copy of every fd, reader's stdin too
+        run.log({"x": 1})
+        reader.stdin.close()
+        assert reader.wait(30) == 0  # it sees the end of its input while the manager lives
+        run.finish()
+        print("OK")
+    """, ("fork", "spawn")),
     "killed-manager-leaves-no-pipe-folder": ("""
         import os, signal, sys, mplogger
         root = sys.argv[1]
