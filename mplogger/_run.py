@@ -414,7 +414,10 @@ class Run:
         manager stores a child's rows only after those, so what came first stays first.
         """
         if flush and not self._closed:
-            self._sender.flush()
+            try:
+                self._sender.flush()
+            except ManagerError:  # raised again at this run's next call; the child still gets the run
+                pass
         return Attachment(
             run_id=self.id, name=self.name, project=self.project, root=self.root, dir=self.dir,
             config=self.config.as_dict(), attach_path=self._client.attach_path,

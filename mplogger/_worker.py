@@ -128,7 +128,7 @@ class _OpenRun:
 class _Transaction:
     """One open write transaction on one store, and what undoing it takes if it is not committed."""
 
-    __slots__ = ("conn", "saved", "opened", "closed", "rows", "first_reply")
+    __slots__ = ("conn", "saved", "opened", "closed", "rows", "notes", "first_reply")
 
     def __init__(self, conn: sqlite3.Connection, first_reply: int) -> None:
         self.conn = conn
@@ -136,6 +136,7 @@ class _Transaction:
         self.opened: set = set()
         self.closed: Dict[str, tuple] = {}
         self.rows: Dict[str, List[int]] = {}
+        self.notes: Dict[str, str] = {}  # other writes a run loses with it, e.g. its environment
         self.first_reply = first_reply
 
     def touch(self, run: _OpenRun) -> None:
@@ -154,6 +155,9 @@ class _Transaction:
 
     def concerns(self) -> set:
         return set(self.saved) | self.opened | set(self.closed)
+
+
+_ENVIRONMENT_LOST = "its environment (git, packages) was not stored"
 
 
 def _lost(entry: List[int]) -> str:
@@ -279,6 +283,9 @@ class Worker:
         for run_id, entry in txn.rows.items():
             if run_id not in answered:
                 self.replies.append(ErrorReply(None, run_id, packed, _lost(entry)))
+        for run_id, note in txn.notes.items():
+            if run_id not in answered and run_id not in txn.rows:
+                self.replies.append(ErrorReply(None, run_id, packed, note))
         if isinstance(exc, StoreGone):
             self.lose_store(conn, exc)
             return
@@ -588,6 +595,7 @@ class Worker:
                 conn = self.store(root)
                 self.begin(conn)  # the run may have finished meanwhile: merge into what is stored
                 _store.merge_environment(conn, run_id, to_json(environment))
+                self.txn.notes[run_id] = _ENVIRONMENT_LOST
                 stored = True
             except Exception as exc:
                 txn = self.txn
@@ -595,7 +603,7 @@ class Worker:
                     self.txn = None
                     self.abandon(txn, exc)
                 self.replies.append(ErrorReply(None, run_id, pack_exception(exc, self.where),
-                                               "its environment (git, packages) was not stored"))
+                                               _ENVIRONMENT_LOST))
         if stored:
             self.commit_transaction()
 

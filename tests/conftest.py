@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import pty
 import subprocess
 import sys
 import textwrap
@@ -85,6 +86,34 @@ def run_script(path: Path, *args: str, timeout: float = 60, env: Optional[dict] 
         [sys.executable, str(path), *args], capture_output=True, text=True,
         timeout=timeout, env=env or script_env(),
     )
+
+
+def on_a_terminal(args: list, stream: str = "stdout") -> str:
+    """What ``args`` writes to ``stream`` ("stdout" or "stderr") when that stream is a terminal.
+
+    The command must exit 0; the other stream is a pipe.
+    """
+    leader, follower = pty.openpty()
+    other = "stderr" if stream == "stdout" else "stdout"
+    try:
+        proc = subprocess.Popen(args, **{stream: follower, other: subprocess.PIPE}, env=script_env())
+        os.close(follower)
+        follower = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(60) == 0, getattr(proc, other).read()
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return seen.decode()
 
 
 @pytest.fixture

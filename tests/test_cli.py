@@ -21,7 +21,7 @@ import pytest
 import mplogger
 from mplogger import _cli
 
-from conftest import script_env, wait_for
+from conftest import on_a_terminal, script_env, wait_for
 
 SCRIPT = Path(sys.executable).parent / "mplogger"
 
@@ -564,27 +564,8 @@ def test_ls_quiet_prints_ids_for_scripts(root, runs):
 
 
 def test_long_operations_draw_progress_on_a_terminal_only(root, odd_run, tmp_path):
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([str(SCRIPT), "history", odd_run.id, "-o", str(tmp_path / "h.csv"), "--dir", root],
-                                stderr=follower, stdout=subprocess.PIPE, env=script_env())
-        assert proc.wait(60) == 0
-        os.close(follower)
-        follower = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    text = seen.decode()
+    text = on_a_terminal([str(SCRIPT), "history", odd_run.id, "-o", str(tmp_path / "h.csv"), "--dir", root],
+                         stream="stderr")
     assert f"\r{odd_run.id} rows: 2000/2000 (100%)" in text
     assert f"wrote 2000 rows of run {odd_run.id}" in text
     piped = cli(root, "history", odd_run.id, "-o", str(tmp_path / "h2.csv"))

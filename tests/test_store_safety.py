@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import select
 import shutil
 import sqlite3
@@ -25,7 +24,7 @@ import pytest
 import mplogger
 from mplogger import _admin, _cli, _store
 
-from conftest import run_script, script_env
+from conftest import on_a_terminal, run_script, script_env
 
 SCRIPT = Path(sys.executable).parent / "mplogger"
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")
@@ -66,30 +65,6 @@ def plant(root: str, run_id: str, name: str = "planted") -> None:
 def assert_no_raw_controls(text: str) -> None:
     found = [char for char in RAW if char in text]
     assert not found, f"raw {found!r} reached the terminal: {text!r}"
-
-
-def on_a_terminal(args: List[str]) -> str:
-    """What ``args`` writes to stdout when stdout is a terminal."""
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.PIPE, env=script_env())
-        os.close(follower)
-        follower = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # EIO: the terminal's other end is closed and drained
-                break
-            if not chunk:
-                break
-            seen += chunk
-        assert proc.wait(60) == 0, proc.stderr.read()
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    return seen.decode()
 
 
 def read_only_copy(source: str, parent: str) -> str:

@@ -208,3 +208,18 @@ def test_the_store_functions_used_here_write_what_they_say(root):
         assert _store.file_identity(root + "-missing") is None
     finally:
         conn.close()
+
+
+def test_an_environment_the_store_cannot_take_is_reported_to_its_run(worker, root):
+    _open(worker, root)
+    worker.handle_all([_batch("r1", _rows(0, 3))])
+    _fill_up(worker, root)
+    worker.collecting += 1
+    worker.collected.put(("r1", root, {"packages": ["p" * 100] * 5000}))
+    worker.store_collected(block=False)
+    errors = _errors(worker.take_replies())
+    assert [(r.run_id, r.note) for r in errors] == [("r1", "its environment (git, packages) was not stored")]
+    assert "full" in errors[0].error.message
+    worker.stores[root].execute("PRAGMA max_page_count = 1073741823")
+    assert not _errors(worker.handle_all([FinishRun(2, "r1", "finished", 0)]))
+    assert mplogger.Api(root).run("r1").rows == 3
