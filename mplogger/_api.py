@@ -69,6 +69,14 @@ class Api:
                            "(`mplogger doctor` lists it)"), repeat=False)
         return False
 
+    def _load(self, record: Dict[str, Any]) -> Optional["StoredRun"]:
+        """The run of a stored row, or None (with a warning, once) for a row that is not one."""
+        try:
+            return StoredRun(self, record)
+        except ValueError as exc:
+            termwarn(printable(f"skipped a run in {self.root}: {exc} (`mplogger doctor` lists it)"), repeat=False)
+            return None
+
     def runs(self, project: Optional[str] = None, group: Optional[str] = None,
              state: Union[str, Sequence[str], None] = None, tags: Union[str, Sequence[str], None] = None,
              filters: Optional[Mapping[str, Any]] = None,
@@ -103,10 +111,10 @@ class Api:
             query += " WHERE " + " AND ".join(clause for clause, _ in where)
         query += " ORDER BY created DESC, id"
         params = tuple(value for _, values in where for value in values)
-        found = (StoredRun(self, dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)
+        found = (self._load(dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)
                  if self._usable(row[0]))
-        return Runs(run for run in found
-                    if set(wanted_tags) <= set(run.tags)
+        return Runs(run for run in found if run is not None
+                    and set(wanted_tags) <= set(run.tags)
                     and (filters is None or matches(run, filters))
                     and (predicate is None or predicate(run)))
 
@@ -182,36 +190,74 @@ def _pandas(what: str) -> Any:
     return pd
 
 
+class _Fields:
+    """The columns of a stored run row, each checked to hold what it should (a store may be hostile)."""
+
+    def __init__(self, record: Dict[str, Any]) -> None:
+        self.record = record
+
+    def _bad(self, column: str, wanted: str) -> ValueError:
+        return ValueError(f"run {self.record.get('id')!r}: column {column!r} holds "
+                          f"{self.record.get(column)!r:.60}, not {wanted}")
+
+    def text(self, column: str, optional: bool = False) -> Any:
+        value = self.record.get(column)
+        if isinstance(value, str) or (optional and value is None):
+            return value
+        raise self._bad(column, "text")
+
+    def number(self, column: str, kinds: Any, optional: bool = False) -> Any:
+        value = self.record.get(column)
+        if (isinstance(value, kinds) and not isinstance(value, bool)) or (optional and value is None):
+            return value
+        raise self._bad(column, "a number")
+
+    def json(self, column: str, kind: type, read: Callable[[str], Any]) -> Any:
+        try:
+            value = read(self.record.get(column))
+        except (TypeError, ValueError):
+            raise self._bad(column, "JSON text") from None
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(item, str) for item in value)):
+            raise self._bad(column, f"a JSON {'object' if kind is dict else 'list of strings'}")
+        return value
+
+
 class StoredRun:
     """A run as stored: its fields, config, summary and history."""
 
     def __init__(self, api: Api, record: Dict[str, Any]) -> None:
+        """A run of a stored row; ValueError names a column that does not hold what it should."""
         self._api = api
         self._record = record
-        self.id: str = record["id"]
-        self.name: str = record["name"]
-        self.project: str = record["project"]
-        self.group: Optional[str] = record["run_group"]
-        self.job_type: Optional[str] = record["job_type"]
-        self.tags: List[str] = json.loads(record["tags"])
-        self.notes: Optional[str] = record["notes"]
-        self.state: str = record["state"]
-        self.exit_code: Optional[int] = record["exit_code"]
-        self.created: float = record["created"]
-        self.updated: float = record["updated"]
-        self.finished: Optional[float] = record["finished"]
-        self.config: Dict[str, Any] = from_json(record["config"])
-        self.summary: Dict[str, Any] = from_json(record["summary"])
-        self.host: Optional[str] = record["host"]
-        self.pid: Optional[int] = record["pid"]
-        self.python: Optional[str] = record["python"]
-        self.argv: List[str] = json.loads(record["argv"])
-        self.rows: int = record["rows"]
-        self.last_step: Optional[int] = record["last_step"]
-        self.entity: Optional[str] = record["entity"]
-        self.metadata: Dict[str, Any] = from_json(record["metadata"])
+        field = _Fields(record)
+        self.id: str = _store.check_run_id(record["id"], f"a run row of {api.root}")
+        self.name: str = field.text("name")
+        self.project: str = field.text("project")
+        self.group: Optional[str] = field.text("run_group", optional=True)
+        self.job_type: Optional[str] = field.text("job_type", optional=True)
+        self.tags: List[str] = field.json("tags", list, json.loads)
+        self.notes: Optional[str] = field.text("notes", optional=True)
+        self.state: str = field.text("state")
+        self.exit_code: Optional[int] = field.number("exit_code", int, optional=True)
+        self.created: float = field.number("created", (int, float))
+        self.updated: float = field.number("updated", (int, float))
+        self.finished: Optional[float] = field.number("finished", (int, float), optional=True)
+        self.config: Dict[str, Any] = field.json("config", dict, from_json)
+        self.summary: Dict[str, Any] = field.json("summary", dict, from_json)
+        self.host: Optional[str] = field.text("host", optional=True)
+        self.pid: Optional[int] = field.number("pid", int, optional=True)
+        self.python: Optional[str] = field.text("python", optional=True)
+        self.argv: List[str] = field.json("argv", list, json.loads)
+        self.rows: int = field.number("rows", int)
+        self.last_step: Optional[int] = field.number("last_step", int, optional=True)
+        self.entity: Optional[str] = field.text("entity", optional=True)
+        self.metadata: Dict[str, Any] = field.json("metadata", dict, from_json)
         self.root: str = api.root
-        self.dir = _store.run_dir(api.root, self.id)
+
+    @property
+    def dir(self) -> str:
+        """The run's folder (ValueError if the store leads it elsewhere, e.g. by a symbolic link)."""
+        return _store.run_dir(self.root, self.id)
 
     @property
     def duration(self) -> float:

@@ -246,7 +246,8 @@ def export_tensorboard(runs: Sequence["StoredRun"], out_dir: str,
 
 def _folder_name(run: "StoredRun") -> str:
     """``<name>-<id>``: the name TensorBoard shows, made unique by the id, safe as one folder name."""
-    name = re.sub(r"[/\\\x00-\x1f]", "_", _utf8(run.name or "run"))[:200]
+    name = re.sub(r"[/\\\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]", "_",
+                  _utf8(run.name or "run"))[:200]
     while len(name.encode("utf-8")) > 200:  # file names are limited in bytes (255 on most systems)
         name = name[:-1]
     return f"{name}-{run.id}"

@@ -39,13 +39,14 @@ from typing import Any, Callable, Dict, Optional
 
 from mplogger._terminal import notice_once
 
-__all__ = ["exit_code", "install_hooks", "register", "status_of"]
+__all__ = ["exit_code", "install_hooks", "register", "status_of", "status_of_exception"]
 
 _RETURNS = frozenset(dis.opmap[name] for name in ("RETURN_VALUE", "RETURN_CONST") if name in dis.opmap)
 _TOOL_IDS = (4, 3)  # ids no convention claims (0 debugger, 1 coverage, 2 profiler, 5 optimizer)
 _UNSEEN = 1
 
-_state: Dict[str, Any] = {"installed": False, "main": None, "main_thread": None, "system_exit": None}
+_state: Dict[str, Any] = {"installed": False, "main": None, "main_thread": None, "system_exit": None,
+                          "interactive": False}
 
 
 def status_of(code: Any) -> int:
@@ -53,11 +54,13 @@ def status_of(code: Any) -> int:
     if code is None:
         return 0
     if isinstance(code, int):
+        if not -(1 << 63) <= code < 1 << 63:  # beyond a C long Python exits with -1, i.e. 255
+            return 0xFF if os.name == "posix" else -1
         return code & 0xFF if os.name == "posix" else code
     return 1
 
 
-def _status_of_exception(exc: Optional[BaseException]) -> int:
+def status_of_exception(exc: Optional[BaseException]) -> int:
     """The exit status an exception gives when it ends the program (0 for none)."""
     if exc is None:
         return 0
@@ -132,15 +135,19 @@ def _uncaught(main: FrameType) -> Optional[BaseException]:
 
 
 def _interactive() -> bool:
-    """The plain interactive prompt, whose statements leave no frame to look at."""
-    return hasattr(sys, "ps1") and "IPython" not in sys.modules
+    """The plain interactive prompt, whose statements leave no frame to look at.
+
+    Decided when the hooks were installed: a ``code.interact()`` later in a script sets
+    ``sys.ps1`` for good, and the script's own end still tells its status.
+    """
+    return _state["interactive"]
 
 
 def exit_code() -> int:
     """The status this process exits with; while it still runs, that of the exception being handled."""
     main = _state["main"]
     if main is not None and main in _main_stack():
-        return _status_of_exception(sys.exc_info()[1])
+        return status_of_exception(sys.exc_info()[1])
     recorded = _state["system_exit"]
     if main is None or _interactive():
         return recorded or 0
@@ -148,7 +155,7 @@ def exit_code() -> int:
         return 0
     uncaught = _uncaught(main)
     if uncaught is not None:
-        return _status_of_exception(uncaught)
+        return status_of_exception(uncaught)
     if recorded is not None:
         return recorded
     notice_once(f"the program ended with a `raise SystemExit(...)`, whose status Python "
@@ -170,6 +177,7 @@ def install_hooks() -> None:
     _state["installed"] = True
     _state["main_thread"] = threading.main_thread().ident
     _state["main"] = _outermost_main_frame()
+    _state["interactive"] = hasattr(sys, "ps1") and "IPython" not in sys.modules
     sys.exit = _recording(sys.exit)
     quitter = type(getattr(builtins, "exit", None))
     if quitter.__module__ == "_sitebuiltins":

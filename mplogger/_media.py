@@ -534,7 +534,7 @@ class Table(Media):
         key, step = _check_key_step(key, step)
         document = {"version": TABLE_VERSION, "columns": self.columns,
                     "data": [[_cell_to_json(v) for v in row] for row in self.data]}
-        payload = json.dumps(document, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        payload = json.dumps(document, allow_nan=False, ensure_ascii=True, separators=(",", ":")).encode("utf-8")
         digest = hashlib.sha256(payload).hexdigest()
         path, relative = _media_path(run_dir, "table", key, step, digest, ".table.json")
         _write_atomic(path, payload)

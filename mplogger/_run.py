@@ -14,6 +14,7 @@ from mplogger import _store
 from mplogger._child import Attachment, ChildRun, attach
 from mplogger._client import Client
 from mplogger._errors import ManagerError, RunError, describe, expect
+from mplogger._exit import status_of_exception
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
 from mplogger._metrics import MetricRules
 from mplogger._terminal import notice_once, termlog
@@ -510,7 +511,7 @@ class Run:
         return self
 
     def __exit__(self, kind: Any, value: Any, tb: Any) -> None:
-        self.finish(exit_code=1 if kind is not None else 0)
+        self.finish(exit_code=status_of_exception(value))
 
     def __repr__(self) -> str:
         return f"<mplogger.Run {self.id} {self.name!r} project={self.project!r} state={self.state}>"

@@ -125,8 +125,16 @@ def check_run_id(run_id: Any, where: str) -> str:
 
 
 def run_dir(root: str, run_id: str) -> str:
-    """The folder of run ``run_id``: always inside ``<root>/runs`` (a bad id raises ValueError)."""
-    return os.path.join(root, "runs", check_run_id(run_id, f"the run folder in {root}"))
+    """The folder of run ``run_id``: always inside ``<root>/runs``, else ValueError.
+
+    A bad id is refused, and so is a ``runs`` folder or a run folder that is a symbolic link
+    leading elsewhere (a store from someone else may hold one, pointing at your files).
+    """
+    folder = os.path.join(root, "runs", check_run_id(run_id, f"the run folder in {root}"))
+    if os.path.realpath(folder) != os.path.join(os.path.realpath(root), "runs", run_id):
+        raise ValueError(f"the folder of run {run_id!r} in {root} is a symbolic link that leads out of "
+                         "the store; refusing to use it")
+    return folder
 
 
 def retry_locked(action: Callable[[], T], timeout: float = BUSY_TIMEOUT_S) -> T:

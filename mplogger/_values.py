@@ -129,7 +129,7 @@ def _check_value(path: str, value: Any, what: str, ancestors: Dict[int, str]) ->
         return _check_int(path, scalar, what) if type(scalar) is int else scalar
     if is_media(value):
         return value
-    if _is_array(value):  # more than one element, as wandb: a histogram of the values
+    if _is_array(value) and _element_count(value) > 1:  # as wandb: a histogram of the values
         return Histogram(_host_values(value))
     raise TypeError(
         f"{what} key {path!r}: cannot store a value of type {kind.__module__}.{kind.__qualname__} "
@@ -285,13 +285,13 @@ _NOT_SCALAR = object()
 def _array_scalar(value: Any) -> Any:
     """A numpy scalar or 0-d array as a Python scalar, without importing numpy ourselves."""
     if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return int(value)
+        return bool(value)
+    if isinstance(value, int):  # the value itself, never a subclass's own __int__/__str__/__float__
+        return int.__index__(value)
     if isinstance(value, float):
-        return float(value)
+        return float.__float__(value)
     if isinstance(value, str):
-        return str(value)
+        return str.__str__(value)
     if _is_array(value) and hasattr(value, "item"):
         size = getattr(value, "size", None)
         size = size() if callable(size) else size  # torch: size() is the shape; numel() the count
@@ -301,6 +301,12 @@ def _array_scalar(value: Any) -> Any:
             if type(item) in SCALAR_TYPES:
                 return item
     return _NOT_SCALAR
+
+
+def _element_count(value: Any) -> int:
+    """How many elements an array or tensor holds (numpy: size; torch: numel())."""
+    count = value.numel() if hasattr(value, "numel") else getattr(value, "size", 0)
+    return count if isinstance(count, int) else 0
 
 
 def _replace_nonfinite(value: Any) -> Any:
@@ -393,7 +399,9 @@ def _jsonable(value: Any, path: str, ancestors: Dict[int, str]) -> Any:
     if scalar is not _NOT_SCALAR:
         return _check_int(path, scalar, "config") if type(scalar) is int else scalar
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return _jsonable(value.tolist(), path, ancestors)
+        listed = value.tolist()
+        if isinstance(listed, list) or type(listed) in SCALAR_TYPES:  # longdouble lists as itself
+            return _jsonable(listed, path, ancestors)
     return repr(value)
 
 

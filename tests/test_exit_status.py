@@ -50,6 +50,12 @@ CASES = [
     pytest.param("raise RuntimeError('boom')", 1, id="uncaught-exception"),
     pytest.param(USER_HOOK, 1, id="uncaught-exception-with-user-excepthook"),
     pytest.param("raise KeyboardInterrupt", 130, id="KeyboardInterrupt"),
+    pytest.param("with run:\n    sys.exit(0)", 0, id="sys.exit(0)-in-with-run"),
+    pytest.param("with run:\n    sys.exit(3)", 3, id="sys.exit(3)-in-with-run"),
+    pytest.param("with run:\n    raise KeyboardInterrupt", 130, id="KeyboardInterrupt-in-with-run"),
+    pytest.param("sys.exit(2 ** 64)", 255, id="sys.exit(2**64)"),
+    pytest.param("sys.ps1 = '>>> '  # as code.interact() leaves it\nraise ValueError('x')", 1,
+                 id="uncaught-after-sys.ps1-was-set"),
 ]
 
 

@@ -548,3 +548,20 @@ def test_load_media_passes_unknown_through_and_guards_paths(run_dir: Path):
         load_media({"_type": "table-file", "path": "../../etc/passwd"}, str(run_dir))
     with pytest.raises(ValueError, match="outside"):
         load_media({"_type": "image-file", "path": "/etc/passwd"}, str(run_dir))
+
+
+def test_a_table_cell_with_a_lone_surrogate_is_stored_like_a_plain_value(tmp_path):
+    """As in log(): any string Python holds is stored (ASCII-escaped JSON), and read back."""
+    table = Table(columns=["text\udc80"], data=[["odd \ud800 cell"]])
+    reference = table.to_json(str(tmp_path), "t", 0)
+    back = load_media(reference, str(tmp_path))
+    assert back.columns == ["text\udc80"] and back.data == [["odd \ud800 cell"]]
+
+
+def test_tensorboard_folder_names_hold_no_terminal_or_bidi_controls():
+    from mplogger._engines import _folder_name
+
+    class Named:
+        name, id = "a\x9bb\u202ec\x1bd/e", "r1"
+
+    assert _folder_name(Named()) == "a_b_c_d_e-r1"

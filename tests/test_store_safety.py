@@ -364,3 +364,47 @@ def test_a_folder_without_a_database_is_an_empty_store_until_a_run_arrives(root)
 def test_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no mplogger store at '.*nothing' \(there is no such folder\)"):
         mplogger.Api(str(tmp_path / "nothing")).runs()
+
+
+# --- found by review: links out of the store, and columns that do not hold what they should ----
+@pytest.mark.parametrize("linked", ["runs", "run folder"])
+def test_a_symbolic_link_out_of_the_store_is_never_followed(root, tmp_path, linked):
+    run = real_run(root, id="Documents")
+    victim = tmp_path / "victim"
+    (victim / "Documents").mkdir(parents=True)
+    (victim / "Documents" / "thesis.tex").write_text("years of work")
+    runs = Path(root) / "runs"
+    if linked == "runs":
+        shutil.rmtree(runs)
+        os.symlink(victim, runs)
+    else:
+        shutil.rmtree(runs / run.id)
+        os.symlink(victim / "Documents", runs / run.id)
+    stored = mplogger.Api(root).run(run.id)
+    with pytest.raises(ValueError, match="symbolic link"):
+        stored.files()
+    with pytest.raises(ValueError, match="symbolic link"):
+        stored.delete()
+    removed = cli(root, "rm", "--yes", run.id)
+    assert removed.returncode == 1 and removed.stderr.startswith("mplogger: error: ")
+    shown = cli(root, "show", run.id)
+    assert "thesis.tex" not in shown.stdout and "Traceback" not in shown.stderr
+    assert (victim / "Documents" / "thesis.tex").read_text() == "years of work"
+    assert [r.id for r in mplogger.Api(root).runs()] == [run.id]  # nothing deleted from the store either
+
+
+@pytest.mark.parametrize("column, value", [
+    ("summary", "5"), ("config", "[1]"), ("metadata", "null"), ("tags", '"a"'), ("argv", "null"),
+    ("created", "yesterday"), ("pid", "many"), ("name", b"\x00bytes"), ("rows", 1.5),
+])
+def test_a_row_whose_columns_are_not_what_they_should_be_is_skipped_not_a_traceback(root, column, value):
+    good = real_run(root)
+    real_run(root, id="odd1")
+    sql(root, f"UPDATE runs SET {column} = ? WHERE id = 'odd1'", value)
+    assert [r.id for r in mplogger.Api(root).runs()] == [good.id]
+    for args in (("ls",), ("ls", "--json"), ("show", "odd1"), ("report", "-o", os.path.join(root, "r.html"))):
+        result = cli(root, *args)
+        assert "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.returncode in (0, 1), (args, result.stderr)
+    shown = cli(root, "show", "odd1")
+    assert shown.returncode == 1 and column in shown.stderr

@@ -258,3 +258,38 @@ def test_what_check_row_accepts_pickles_encodes_and_reads_back(row):
         return
     assert pickle.loads(pickle.dumps(checked, pickle.HIGHEST_PROTOCOL)) is not None
     assert same(from_json(to_json(checked)), checked)
+
+
+# --- found by review ---------------------------------------------------------------------------
+def test_subclasses_are_stored_as_their_base_value_not_their_own_conversions():
+    from mplogger._values import check_row
+
+    class Odd(str):
+        def __str__(self):
+            return "WEIRD"
+
+    class Bent(float):
+        def __float__(self):
+            return 99.0
+
+    class Skewed(int):
+        def __index__(self):
+            return 7
+
+        def __int__(self):
+            return 7
+
+    row = check_row({"s": Odd("orig"), "f": Bent(1.0), "i": Skewed(3)}, lambda key: None)
+    assert row == {"s": "orig", "f": 1.0, "i": 3}
+    assert [type(v) for v in row.values()] == [str, float, int]
+
+
+def test_numpy_values_that_are_not_numbers_are_refused_naming_the_key_or_kept_as_text_in_config():
+    np = pytest.importorskip("numpy")
+    from mplogger._values import check_row, jsonable
+
+    for value in (np.longdouble(1.5), np.complex128(1 + 2j), np.datetime64("2020-01-01"), np.array(object())):
+        with pytest.raises(TypeError, match="key 'k'"):
+            check_row({"k": value}, lambda key: None)
+    assert jsonable({"u": np.longdouble(1.5), "a": np.array([1.0], dtype=np.longdouble)}) == {
+        "u": repr(np.longdouble(1.5)), "a": [repr(np.longdouble(1.0))]}
