@@ -128,7 +128,12 @@ def _write_csv(rows: _Rows, stream: IO[str]) -> int:
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow(_flat(row))
+        try:
+            writer.writerow(_flat(row))
+        except csv.Error as exc:  # Python 3.10's csv cannot write a NUL character at all
+            raise ValueError(f"step {row.get('_step')} of the run cannot be written as CSV by Python "
+                             f"{sys.version_info.major}.{sys.version_info.minor} ({exc}); export it as "
+                             "JSON Lines (.jsonl) or Parquet instead") from exc
         count += 1
     return count
 

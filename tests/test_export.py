@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import sys
 import uuid
 
 import pytest
@@ -49,6 +50,11 @@ def test_jsonl_gives_back_every_row_as_logged(root, rows):
 def test_csv_has_a_column_per_flattened_key_and_every_value(root, rows):
     stored = _logged(os.path.join(root, uuid.uuid4().hex), rows)
     path = os.path.join(stored.dir, "h.csv")
+    if sys.version_info < (3, 11) and "\\u0000" in json.dumps(rows):  # its csv module cannot write NUL
+        with pytest.raises(ValueError, match="JSON Lines"):
+            write_history(stored, path, "csv")
+        assert not os.path.exists(path)
+        return
     write_history(stored, path, "csv")
     with open(path, newline="", encoding="utf-8") as stream:
         back = list(csv.DictReader(stream))
@@ -97,3 +103,17 @@ def test_parquet_without_pyarrow_names_the_extra(root, tmp_path, without):
     assert done.stdout.strip() == ("ImportError: --format parquet needs pandas and pyarrow (pyarrow is missing): "
                                    "pip install 'mplogger[parquet]'")
     assert not target.exists()
+
+
+def test_a_nul_character_is_exported_exactly_or_refused_clearly(root, tmp_path):
+    """Python 3.11+'s csv writes NUL; 3.10's cannot, and the export then says what to use instead."""
+    stored = _logged(root, [{"a": "x\x00y"}, {"a": "plain"}])
+    target = tmp_path / "h.csv"
+    if sys.version_info < (3, 11):
+        with pytest.raises(ValueError, match="JSON Lines"):
+            write_history(stored, str(target), "csv")
+        assert not target.exists()
+    else:
+        assert write_history(stored, str(target), "csv") == 2
+        with open(target, newline="", encoding="utf-8") as stream:
+            assert [row["a"] for row in csv.DictReader(stream)] == ["x\x00y", "plain"]
