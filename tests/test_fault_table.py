@@ -16,12 +16,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 
 import mplogger
 
-from conftest import run_script, script_env
+from conftest import process_gone, run_script, script_env, wait_for
 
 TEMPLATE = '''
 import math
@@ -447,11 +448,30 @@ def _fault_cases():
 def test_a_process_fault_ends_in_a_clear_error_and_a_right_state(tmp_path, body, start_method):
     path = tmp_path / "case.py"
     path.write_text(textwrap.dedent(body))
-    env = script_env(MPLOGGER_START_METHOD=start_method)
+    mark = f"MPLOGGER_FAULT_CASE={uuid.uuid4().hex}"
+    env = script_env(MPLOGGER_START_METHOD=start_method, MPLOGGER_FAULT_CASE=mark.split("=")[1])
     env["PYTHONPATH"] += os.pathsep + os.path.dirname(__file__)  # conftest.wait_for
     result = subprocess.run([sys.executable, str(path), str(tmp_path / "store"), start_method],
                             capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "OK" in result.stdout, result.stdout[-2000:] + result.stderr[-4000:]
+    wait_for(lambda: not _processes_with(mark), 20, "the case's manager and workers to exit")
+
+
+def _processes_with(mark: str) -> list:
+    """Live processes (not zombies) whose environment holds ``mark``: what a case left running."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if mark.encode() not in environ.read().split(b"\0"):
+                    continue
+            if not process_gone(int(name)):
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
 
 
 def test_a_stale_pipe_folder_of_a_dead_manager_is_removed_when_a_manager_starts(root, tmp_path):
