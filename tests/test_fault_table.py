@@ -309,17 +309,21 @@ PROCESS_CASES = {
         release = os.path.abspath("release")
         code = "; ".join(["import os, sys, time, mplogger", "run = mplogger.init(dir=sys.argv[1], id='shared1')",
                           "run.log({'a': 1}); run.flush()", "print('READY', flush=True)",
-                          "exec('while not os.path.exists(sys.argv[2]): time.sleep(0.02)')",  # poll
+                          "deadline = time.monotonic() + 60",
+                          "exec('while not os.path.exists(sys.argv[2]) and time.monotonic() < deadline: "
+                          "time.sleep(0.02)')",  # poll, bounded: a failed case never leaves it behind
                           "run.log({'a': 2}); run.finish()"])
         # Released by a file, not by closing its stdin: a manager forked later holds a copy of that pipe.
         holder = subprocess.Popen([sys.executable, "-c", code, root, release], stdout=subprocess.PIPE, text=True)
-        assert holder.stdout.readline().strip() == "READY"
         try:
-            mplogger.init(dir=root, id="shared1", resume="allow")
-            raise AssertionError("a run live in another process was resumed")
-        except ValueError as exc:
-            assert f"process {holder.pid}" in str(exc), str(exc)
-        open(release, "w").close()
+            assert holder.stdout.readline().strip() == "READY"
+            try:
+                mplogger.init(dir=root, id="shared1", resume="allow")
+                raise AssertionError("a run live in another process was resumed")
+            except ValueError as exc:
+                assert f"process {holder.pid}" in str(exc), str(exc)
+        finally:
+            open(release, "w").close()
         assert holder.wait(60) == 0
         run = mplogger.init(dir=root, id="shared1", resume="allow")
         run.log({"a": 3}); run.finish()
