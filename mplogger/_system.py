@@ -101,7 +101,28 @@ def _whole_disks(names: List[str], sys_block: Optional[List[str]]) -> set:
     return {name for name in names if not any(_is_partition_of(name, other) for other in names)}
 
 
-class ProcReader:
+class _CpuSince:
+    """``cpu()`` from the readers' ``_cpu_times()``: percent busy since the previous call."""
+
+    _cpu_before: Optional[Dict[str, float]] = None
+
+    def _cpu_times(self) -> Dict[str, float]:
+        raise NotImplementedError
+
+    def cpu(self) -> Readings:
+        """Percent busy since the previous call (left out until a clock tick has passed)."""
+        now = self._cpu_times()
+        if self._cpu_before is None:
+            self._cpu_before = now
+            return {}
+        percent = _cpu_percent(self._cpu_before, now)
+        if percent is None:
+            return {}
+        self._cpu_before = now
+        return {"system/cpu": percent}
+
+
+class ProcReader(_CpuSince):
     """Readings from Linux's /proc, standard library only."""
 
     _CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice")
@@ -135,18 +156,6 @@ class ProcReader:
             return self._cpu_times()
         except (OSError, ValueError, IndexError):
             return None
-
-    def cpu(self) -> Readings:
-        """Percent busy since the previous call (left out until a clock tick has passed)."""
-        now = self._cpu_times()
-        if self._cpu_before is None:
-            self._cpu_before = now
-            return {}
-        percent = _cpu_percent(self._cpu_before, now)
-        if percent is None:
-            return {}
-        self._cpu_before = now
-        return {"system/cpu": percent}
 
     def memory(self) -> Readings:
         """Percent used and MB available, from MemTotal and MemAvailable (Linux 3.14+)."""
@@ -239,7 +248,7 @@ class ProcReader:
         return _network_values(sent, received)
 
 
-class PsutilReader:
+class PsutilReader(_CpuSince):
     """The same readings from psutil, where /proc is not usable (macOS, Windows, BSD)."""
 
     def __init__(self, psutil: Any, user_pid: int) -> None:
@@ -247,14 +256,8 @@ class PsutilReader:
         self.user_pid = user_pid
         self._cpu_before = psutil.cpu_times()._asdict()
 
-    def cpu(self) -> Readings:
-        """Percent busy since the previous call (left out until time has passed)."""
-        now = self.psutil.cpu_times()._asdict()
-        percent = _cpu_percent(self._cpu_before, now)
-        if percent is None:
-            return {}
-        self._cpu_before = now
-        return {"system/cpu": percent}
+    def _cpu_times(self) -> Dict[str, float]:
+        return self.psutil.cpu_times()._asdict()
 
     def memory(self) -> Readings:
         """Percent used and MB available."""

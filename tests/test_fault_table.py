@@ -401,9 +401,9 @@ PROCESS_CASES = {
                 run.log({"x": i, "pad": "y" * 200})
         threading.Thread(target=logger, daemon=True).start()
         held = 0
-        while held < 20:  # poll: the logging thread is blocked in its send (back-pressure)
+        while held < 20:  # until the logging thread is blocked in its send (back-pressure)
             held = held + 1 if run._sender.lock.locked() else 0
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll
         pid = os.fork()  # must not wait for the stalled store (600 s)
         if pid == 0:
             os._exit(0)

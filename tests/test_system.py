@@ -25,13 +25,13 @@ NAMES = ("system/cpu", "system/memory", "system/memory.availableMB", "system/pro
 linux = pytest.mark.skipif(not proc_usable(), reason="reads Linux's /proc")
 
 LAUNCHER = """
-    import json, os, subprocess, sys, time
+    import json, os, signal, subprocess, sys, time
     ready = sys.argv[1]
     alloc = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\\n"
+        "import signal, sys\\n"
         "data = bytearray(b'x') * (60 << 20)  # every page written, so resident\\n"
         "open(sys.argv[1], 'w').close()\\n"
-        "time.sleep(120)  # lives until the test kills it\\n"), ready + ".alloc"])
+        "signal.pause()  # lives until the test kills it\\n"), ready + ".alloc"])
     manager = subprocess.Popen(["sh", "-c", "sleep 120 & wait"])
     deadline = time.monotonic() + 60
     while not os.path.exists(ready + ".alloc") and time.monotonic() < deadline:
@@ -39,7 +39,7 @@ LAUNCHER = """
     with open(ready + ".tmp", "w") as out:
         json.dump({"alloc": alloc.pid, "manager": manager.pid}, out)
     os.rename(ready + ".tmp", ready)
-    time.sleep(120)  # lives until the test kills it
+    signal.pause()  # lives until the test kills it
 """
 
 
