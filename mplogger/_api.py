@@ -317,9 +317,15 @@ class StoredRun:
             after = page[-1][0]
 
     def _load_media(self, values: Dict[str, Any]) -> Dict[str, Any]:
-        return {key: load_media(value, self.dir) if isinstance(value, dict) and "_type" in value
-                else self._load_media(value) if isinstance(value, dict) else value
-                for key, value in values.items()}
+        return {key: self._load_value(value) for key, value in values.items()}
+
+    def _load_value(self, value: Any) -> Any:
+        """A stored value with its media references loaded (in dicts, and in lists: a gallery)."""
+        if isinstance(value, dict):
+            return load_media(value, self.dir) if "_type" in value else self._load_media(value)
+        if type(value) is list and value and all(isinstance(item, dict) and "_type" in item for item in value):
+            return [load_media(item, self.dir) for item in value]
+        return value
 
     def output(self, meta: bool = False) -> List[Any]:
         """What the run printed, line by line; ``meta=True``: (timestamp, stream, line) tuples."""

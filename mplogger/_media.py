@@ -14,8 +14,10 @@ the file the object needs (if any) under ``<run_dir>/media/<kind>/``:
   is) and an ``"image-file"`` reference.
 
 File names are made from the key (anything but ``[A-Za-z0-9._-]`` becomes ``_``), the step and a
-short hash of the content, so they are safe for any key and never leave ``run_dir``. Files are
-written to a temporary name and renamed, so a reader never sees half a file. Nothing is pickled.
+short hash of the content, so they are safe for any key and never leave ``run_dir``. The items of
+a logged list of media are named by :func:`item_key` (the key and the item's index), so each item
+has a file of its own. Files are written to a temporary name and renamed, so a reader never sees
+half a file. Nothing is pickled.
 
 :func:`load_media` is the reader's side. Only the standard library is imported here: numpy, PIL
 and pandas are imported when a value comes from them or a feature needs them.
@@ -85,6 +87,15 @@ def _safe_name(key: str) -> str:
     if name.startswith("."):
         name = "_" + name[1:]
     return name or "media"
+
+
+def item_key(key: str, index: int) -> str:
+    """The key that names item ``index`` of a list of media logged under ``key``: ``<key>_<index>``.
+
+    The key is cut first where its file-name stem would be cut, so the index always survives.
+    """
+    suffix = f"_{index}"
+    return key[:max(0, _MAX_KEY_CHARS - len(suffix))] + suffix
 
 
 def _check_key_step(key: Any, step: Any) -> Tuple[str, int]:

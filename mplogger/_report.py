@@ -421,6 +421,8 @@ def _collapse_media(values: Any) -> Any:
         if values.get("_type") in _MEDIA_TYPES:
             return _MediaRef(values["_type"])
         return {key: _collapse_media(value) for key, value in values.items()}
+    if isinstance(values, list):
+        return [_collapse_media(value) for value in values]
     return values
 
 

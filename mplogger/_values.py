@@ -12,7 +12,10 @@ process's ``log()``, ``summary[key] = ...`` and ``summary.update``, and ``config
 - dicts with string keys that do not start with ``_``, nested at most :data:`MAX_DEPTH` deep and
   without cycles (``ValueError`` naming the key path otherwise);
 - media (``Histogram``, ``Table``, ``Image``), and larger arrays (a ``Histogram``, as wandb does).
-  :func:`store_media` writes their files under the run folder and keeps a JSON reference.
+  :func:`store_media` writes their files under the run folder and keeps a JSON reference;
+- a non-empty list or tuple of media, at most :data:`MAX_MEDIA_LIST` of them (wandb's gallery,
+  e.g. ``{"samples": [Image(a), Image(b)]}``), stored as a list of references, one file per item.
+  Other lists are refused: a list may hold only media.
 
 So every row that leaves the process pickles and encodes: nothing accepted here can fail later.
 
@@ -34,7 +37,7 @@ import os
 import types
 from typing import Any, Callable, Dict, Iterable, Mapping
 
-from mplogger._media import Histogram, is_media
+from mplogger._media import Histogram, is_media, item_key
 
 __all__ = [
     "SCALAR_TYPES",
@@ -43,6 +46,7 @@ __all__ = [
     "INT_MIN",
     "INT_END",
     "MAX_DEPTH",
+    "MAX_MEDIA_LIST",
     "check_row",
     "check_value",
     "check_step",
@@ -65,6 +69,7 @@ INT_MIN, INT_END = -(2**63), 2**63  # SQLite's 64-bit integers: every stored int
 # Pickling (done at the caller's stack depth) spends two of Python's 1000 recursion levels per
 # nested dict, JSON one: 64 levels use ~130 of them, so log() works from 800 frames deep.
 MAX_DEPTH = 64
+MAX_MEDIA_LIST = 1000  # media in one list-valued key: each is a file written at the call site
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 # ASCII-only JSON: any string Python holds (lone surrogates included) is stored as valid JSON;
@@ -131,11 +136,51 @@ def _check_value(path: str, value: Any, what: str, ancestors: Dict[int, str]) ->
         return value
     if _is_array(value) and _element_count(value) > 1:  # as wandb: a histogram of the values
         return Histogram(_host_values(value))
+    if isinstance(value, (list, tuple)):
+        media = _check_media_list(path, value, what, ancestors)
+        if media is not None:
+            return media
     raise TypeError(
         f"{what} key {path!r}: cannot store a value of type {kind.__module__}.{kind.__qualname__} "
         f"({value!r:.60}); log numbers, strings, None, media (Histogram, Table, Image), arrays "
         "or dicts of them"
     )
+
+
+def _check_media_list(path: str, value: Any, what: str, ancestors: Dict[int, str]) -> Any:
+    """A list or tuple of media as a new list; None for a list without media (refused as before).
+
+    The items are read as the list or tuple holds them, never through a subclass's own methods.
+    A list longer than :data:`MAX_MEDIA_LIST` is refused without reading every item.
+    """
+    base = list if isinstance(value, list) else tuple
+    count = base.__len__(value)
+    if not count:
+        raise TypeError(
+            f"{_named(what, path)}: cannot store an empty {base.__name__}; a list may hold only media "
+            "(Histogram, Table, Image), at least one"
+        )
+    if count > MAX_MEDIA_LIST:
+        if not is_media(base.__getitem__(value, 0)):
+            return None
+        raise ValueError(
+            f"{_named(what, path)}: a {base.__name__} of {count} media; at most {MAX_MEDIA_LIST} can be "
+            "logged in one key (log them under several keys or steps)"
+        )
+    items = list(base.__iter__(value))
+    bad = [i for i, item in enumerate(items) if not is_media(item)]
+    if len(bad) == len(items):
+        return None
+    if bad:
+        item = items[bad[0]]
+        item_kind = type(item)
+        raise TypeError(
+            f"{_named(what, path)}: a list may hold only media (Histogram, Table, Image); item "
+            f"{bad[0]} is of type {item_kind.__module__}.{item_kind.__qualname__} ({item!r:.60})"
+        )
+    _enter(path, value, what, ancestors)  # a level of nesting, as a dict is
+    del ancestors[id(value)]
+    return items
 
 
 def _check_dict(path: str, value: Mapping, what: str, ancestors: Dict[int, str]) -> Dict[str, Any]:
@@ -236,13 +281,18 @@ def store_media(values: Dict[str, Any], run_dir: str, step: int, prefix: str = "
     """Media in a checked row written under ``run_dir``, replaced (in place) by their JSON references.
 
     The parent's ``log()`` and ``summary`` and a child's ``log()`` all call this, so only plain
-    JSON-able values ever leave the process that logged them.
+    JSON-able values ever leave the process that logged them. A list of media becomes a list of
+    references, each item written to a file of its own (named by the key and the item's index).
     """
     for key, value in values.items():
         if is_media(value):
             values[key] = value.to_json(run_dir, prefix + key, step)
         elif type(value) is dict:
             store_media(value, run_dir, step, f"{prefix}{key}.")
+        elif type(value) is list:
+            name = prefix + key
+            values[key] = [item.to_json(run_dir, item_key(name, index), step) if is_media(item) else item
+                           for index, item in enumerate(value)]
     return values
 
 

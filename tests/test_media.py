@@ -565,3 +565,168 @@ def test_tensorboard_folder_names_hold_no_terminal_or_bidi_controls():
         name, id = "a\x9bb\u202ec\x1bd/e", "r1"
 
     assert _folder_name(Named()) == "a_b_c_d_e-r1"
+
+
+# --------------------------------------------------------------------------- lists of media (wandb's gallery)
+
+
+def gray(value: int, caption=None) -> Image:
+    np = pytest.importorskip("numpy")
+    return Image(np.full((2, 3), value, np.uint8), caption=caption)
+
+
+def stored_references(root: str, run_id: str) -> list:
+    """The rows of a run as stored: media as their JSON references, whatever the reader makes of them."""
+    import sqlite3
+
+    with sqlite3.connect(os.path.join(root, "mplogger.db")) as conn:
+        rows = conn.execute("SELECT data FROM history WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+    return [json.loads(data) for (data,) in rows]
+
+
+def test_a_list_of_images_is_stored_one_file_per_item_and_reads_back(root):
+    import mplogger
+
+    run = mplogger.init(dir=root)
+    same_twice = [gray(7), gray(7, caption="again")]  # equal pixels: only the index tells the files apart
+    run.log({"samples": same_twice, "loss": 0.5})
+    run.log({"samples": [gray(1), gray(2), gray(3)], "loss": 0.25})  # known keys: not the fast path
+    run.finish()
+    assert all(isinstance(item, Image) for item in same_twice)  # the caller's list is left as it was
+    first, second = stored_references(root, run.id)
+    assert [len(first["samples"]), len(second["samples"])] == [2, 3]
+    references = first["samples"] + second["samples"]
+    assert all(ref["_type"] == "image-file" for ref in references)
+    assert [ref["caption"] for ref in first["samples"]] == [None, "again"]
+    paths = [ref["path"] for ref in references]
+    assert len(set(paths)) == 5
+    names = [path.rsplit("/", 1)[1] for path in paths]
+    assert [name.rsplit("_", 1)[0] for name in names] == ["samples_0_0", "samples_1_0", "samples_0_1",
+                                                          "samples_1_1", "samples_2_1"]
+    for ref in references:
+        payload = (Path(run.dir) / ref["path"]).read_bytes()
+        assert payload[:8] == b"\x89PNG\r\n\x1a\n" and len(payload) == ref["size"]
+    assert decode_png((Path(run.dir) / second["samples"][2]["path"]).read_bytes())[3] == bytes([3] * 6)
+    stored = mplogger.Api(root).run(run.id)
+    rows = stored.history()
+    assert [row["loss"] for row in rows] == [0.5, 0.25]
+    assert rows[0]["samples"] == [os.path.join(stored.dir, p) for p in paths[:2]]  # each item as one image reads
+    assert sorted(f for f in stored.files() if f.startswith("media/")) == sorted(paths)
+    assert stored.summary["samples"] == second["samples"]  # the last value, as for any key
+
+
+def test_a_tuple_of_media_in_a_nested_dict_is_stored_as_a_list(root):
+    import mplogger
+
+    run = mplogger.init(dir=root)
+    table = Table(columns=["a"], data=[[1]])
+    run.log({"val": {"media": (gray(5), Histogram([1, 2, 3], num_bins=3), table)}})
+    run.finish()
+    ((row,),) = [stored_references(root, run.id)]
+    image_ref, histogram_ref, table_ref = row["val"]["media"]
+    assert [image_ref["_type"], histogram_ref["_type"], table_ref["_type"]] == ["image-file", "histogram", "table-file"]
+    assert image_ref["path"].startswith("media/images/val.media_0_0_")
+    assert table_ref["path"].startswith("media/table/val.media_2_0_")
+    assert load_media(table_ref, run.dir) == table
+    assert load_media(histogram_ref, run.dir).values == [1, 1, 1]
+
+
+@pytest.mark.parametrize("value, error, words", [
+    ([], TypeError, ["'bad'", "empty list", "only media"]),
+    ((), TypeError, ["'bad'", "empty tuple", "only media"]),
+    ("mixed", TypeError, ["'bad'", "only media", "item 1", "builtins.int"]),
+    ([1, 2], TypeError, ["'bad'", "cannot store a value of type builtins.list"]),
+    ((1.5, "x"), TypeError, ["'bad'", "cannot store a value of type builtins.tuple"]),
+    ("nested", TypeError, ["'bad'", "cannot store a value of type builtins.list"]),
+], ids=["empty-list", "empty-tuple", "mixed", "numbers", "tuple-of-scalars", "list-of-lists"])
+def test_lists_that_are_not_all_media_are_refused_naming_the_key(root, value, error, words):
+    import mplogger
+
+    if value == "mixed":
+        value = [gray(1), 2]
+    elif value == "nested":
+        value = [[gray(1)], [gray(2)]]
+    run = mplogger.init(dir=root)
+    run.log({"good": [gray(9)]})
+    with pytest.raises(error) as info:
+        run.log({"bad": value, "other": 1})
+    for word in words:
+        assert word in str(info.value)
+    with pytest.raises(error):
+        run.summary["bad"] = value
+    run.log({"good": [gray(8)]})
+    run.finish()
+    rows = stored_references(root, run.id)
+    assert [list(row) for row in rows] == [["good"], ["good"]]
+    assert len([p for p in files_under(Path(run.dir)) if p.suffix == ".png"]) == 2
+
+
+def test_a_list_of_media_longer_than_the_cap_is_refused_naming_the_key(root):
+    import mplogger
+    from mplogger._values import MAX_MEDIA_LIST
+
+    run = mplogger.init(dir=root)
+    image = gray(4)
+    run.log({"ok": [image] * 3})
+    with pytest.raises(ValueError) as info:
+        run.log({"gallery": [image] * (MAX_MEDIA_LIST + 1)})
+    assert "'gallery'" in str(info.value) and f"at most {MAX_MEDIA_LIST}" in str(info.value)
+    run.finish()
+    assert [list(row) for row in stored_references(root, run.id)] == [["ok"]]
+    assert len([p for p in files_under(Path(run.dir)) if p.suffix == ".png"]) == 3  # nothing of the long list
+
+
+def test_a_list_of_images_in_the_summary(root):
+    import mplogger
+
+    run = mplogger.init(dir=root)
+    run.summary["gallery"] = [gray(1), gray(2, caption="two")]
+    run.summary.update({"pair": (Histogram([1], num_bins=1),)})
+    live = dict(run.summary)
+    run.finish()
+    summary = mplogger.Api(root).run(run.id).summary
+    assert summary["gallery"] == live["gallery"] and summary["pair"] == live["pair"]
+    assert [ref["caption"] for ref in summary["gallery"]] == [None, "two"]
+    assert [ref["path"].rsplit("/", 1)[1].split("_")[:2] for ref in summary["gallery"]] == [["gallery", "0"], ["gallery", "1"]]
+    assert all((Path(run.dir) / ref["path"]).is_file() for ref in summary["gallery"])
+    assert summary["pair"][0]["_type"] == "histogram"
+
+
+def log_a_gallery_from_a_child(run) -> None:
+    import numpy as np
+
+    run.log({"child_samples": [Image(np.full((2, 2), v, np.uint8), caption=f"c{v}") for v in (10, 20)]})
+
+
+def test_a_list_of_images_from_a_child_process(root):
+    pytest.importorskip("numpy")
+    import multiprocessing
+
+    import mplogger
+
+    run = mplogger.init(dir=root)
+    child = multiprocessing.get_context("spawn").Process(target=log_a_gallery_from_a_child, args=(run,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    run.finish()
+    (row,) = stored_references(root, run.id)
+    refs = row["child_samples"]
+    assert [ref["caption"] for ref in refs] == ["c10", "c20"] and len({ref["path"] for ref in refs}) == 2
+    assert [decode_png((Path(run.dir) / ref["path"]).read_bytes())[3] for ref in refs] == [bytes([10] * 4), bytes([20] * 4)]
+
+
+def test_a_table_holding_images_is_unaffected_next_to_a_gallery(root):
+    import mplogger
+
+    run = mplogger.init(dir=root)
+    table = Table(columns=["name", "picture"])
+    table.add_data("a", gray(6))
+    run.log({"table": table, "tables": [table], "samples": [gray(6)]})
+    run.finish()
+    (row,) = mplogger.Api(root).run(run.id).history()
+    assert isinstance(row["table"], Table) and row["table"].data == [["a", "Image(3x2 png, caption=None)"]]
+    (ref,) = row["tables"]
+    back = load_media(ref, run.dir) if isinstance(ref, dict) else ref
+    assert back == row["table"]
+    assert len([p for p in files_under(Path(run.dir)) if p.suffix == ".png"]) == 1  # the gallery's, none for the cell

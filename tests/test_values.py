@@ -293,3 +293,79 @@ def test_numpy_values_that_are_not_numbers_are_refused_naming_the_key_or_kept_as
             check_row({"k": value}, lambda key: None)
     assert jsonable({"u": np.longdouble(1.5), "a": np.array([1.0], dtype=np.longdouble)}) == {
         "u": repr(np.longdouble(1.5)), "a": [repr(np.longdouble(1.0))]}
+
+
+# --------------------------------------------------------------------------- lists of media
+
+
+def test_a_list_or_tuple_of_media_is_checked_into_a_new_list_up_to_the_cap():
+    from mplogger._media import Histogram
+    from mplogger._values import MAX_MEDIA_LIST
+
+    a, b = Histogram([1.0]), Histogram([2.0])
+    given = [a, b]
+    row = check_row({"g": given, "t": (b,), "n": {"deep": [a]}}, lambda key: None)
+    assert row == {"g": [a, b], "t": [b], "n": {"deep": [a]}}
+    assert type(row["t"]) is list and row["g"] is not given
+    assert not scalars_fit(row.values())  # log()'s fast path sends such a row to the full check
+    assert len(check_row({"g": [a] * MAX_MEDIA_LIST}, print)["g"]) == MAX_MEDIA_LIST
+    with pytest.raises(ValueError, match=rf"log\(\) key 'g': a list of {MAX_MEDIA_LIST + 1} media; at most {MAX_MEDIA_LIST}"):
+        check_row({"g": [a] * (MAX_MEDIA_LIST + 1)}, print)
+    with pytest.raises(ValueError, match=rf"summary key 'n.g': a tuple of {MAX_MEDIA_LIST + 1} media"):
+        check_row({"n": {"g": (a,) * (MAX_MEDIA_LIST + 1)}}, print, "summary")
+
+
+def test_lists_that_are_not_all_media_are_refused_as_before_or_clearly():
+    from mplogger._media import Histogram
+
+    h = Histogram([1.0])
+    assert check_row({"ok": [h]}, print) == {"ok": [h]}
+    with pytest.raises(TypeError, match=r"log\(\) key 'x': cannot store a value of type builtins\.list \(\[1, 2\]\)"):
+        check_row({"x": [1, 2]}, print)
+    with pytest.raises(TypeError, match=r"cannot store a value of type builtins\.list"):
+        check_row({"x": list(range(10**6))}, print)  # a long list of numbers: the same message
+    with pytest.raises(TypeError, match=r"log\(\) key 'x\.y': a list may hold only media .*item 2 is of type builtins\.str"):
+        check_row({"x": {"y": [h, h, "s", 3]}}, print)
+    with pytest.raises(TypeError, match=r"log\(\) key 'x': cannot store an empty list; a list may hold only media"):
+        check_row({"x": []}, print)
+
+
+def test_a_list_subclass_is_read_as_the_items_it_holds():
+    from mplogger._media import Histogram
+
+    h = Histogram([1.0])
+
+    class Lying(list):
+        def __iter__(self):
+            return iter([1, 2])
+
+        def __len__(self):
+            return 0
+
+        def __getitem__(self, index):
+            return 1
+
+    assert check_row({"x": Lying([h])}, print) == {"x": [h]}
+
+
+def test_a_media_list_counts_as_a_level_of_nesting():
+    from mplogger._media import Histogram
+
+    assert check_row({"d": nested(MAX_DEPTH - 1, [Histogram([1.0])])}, print)
+    with pytest.raises(ValueError, match=f"a list nested more than {MAX_DEPTH} levels deep"):
+        check_row({"d": nested(MAX_DEPTH, [Histogram([1.0])])}, print)
+
+
+def test_store_media_gives_each_item_of_a_list_its_own_file_even_for_long_keys(tmp_path):
+    np = pytest.importorskip("numpy")
+    from mplogger._media import Image, item_key
+    from mplogger._values import store_media
+
+    key = "k" * 200
+    image = Image(np.zeros((2, 2), np.uint8))
+    row = store_media(check_row({key: [image] * 12, "v": {"w": (image, image)}}, print), str(tmp_path), 4)
+    paths = [ref["path"] for ref in row[key]] + [ref["path"] for ref in row["v"]["w"]]
+    assert len(set(paths)) == 14 and all((tmp_path / p).is_file() for p in paths)
+    assert row[key][11]["path"].split("/")[-1].startswith("k" * 77 + "_11_4_")
+    assert row["v"]["w"][1]["path"].split("/")[-1].startswith("v.w_1_4_")
+    assert item_key("a", 3) == "a_3" and from_json(to_json(row)) == row
