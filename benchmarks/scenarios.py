@@ -145,7 +145,7 @@ def make_pool(keys: int = KEYS, size: int = POOL) -> List[Dict[str, float]]:
 
 
 def count_history(root: str, run_id: str) -> int:
-    """The rows of ``run_id`` in the history table, counted by SQLite itself."""
+    """The rows of ``run_id`` in the history table of the store ``root``, counted by SQLite itself."""
     import sqlite3
 
     conn = sqlite3.connect(f"file:{os.path.join(root, 'mplogger.db')}?mode=ro", uri=True, timeout=30)
@@ -167,7 +167,7 @@ def verify_runs(root: str, expected: Dict[str, int]) -> Dict[str, Any]:
     try:
         for run_id, rows in expected.items():
             stored = api.run(run_id)
-            counted = count_history(root, run_id)
+            counted = count_history(api.root, run_id)
             stored_total += stored.rows
             counted_total += counted
             states[stored.state] = states.get(stored.state, 0) + 1

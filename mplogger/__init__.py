@@ -11,15 +11,14 @@ import json
 import logging
 import os
 import platform
-import random
 import socket
-import string
 import sys
 import time
 import warnings
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 from mplogger import _environment, _init_args, _launch, _session, _store
+from mplogger._child import ChildRun
 from mplogger._disabled import DisabledRun
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
@@ -28,7 +27,7 @@ from mplogger._channel import sigint_deferred
 from mplogger._errors import Error, ManagerError, RunError, UsageError, expect  # Error: as wandb.Error
 from mplogger._messages import FinishRun, InitRun, RunReady
 from mplogger._run import Config, Run, Summary
-from mplogger._settings import Settings, resolve_root
+from mplogger._settings import Settings, init_root
 from mplogger._values import from_json, jsonable, to_json
 
 __version__ = "0.1.0"
@@ -67,12 +66,50 @@ __all__ = [
     "teardown",
 ]
 
+class _NoRun:
+    """``mplogger.config`` / ``summary`` while no run is active: any use says to call ``init()``
+    first (wandb's pre-init object), instead of an AttributeError on None inside a library."""
+
+    __slots__ = ("_name", "_why")
+
+    def __init__(self, name: str, why: str = "call mplogger.init() before") -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_why", why)
+
+    def _refuse(self, use: str) -> UsageError:
+        return UsageError(f"{self._why} mplogger.{self._name}{use}")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._refuse(f".{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise self._refuse(f".{name} = ...")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self._refuse(f"[{key!r}]")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise self._refuse(f"[{key!r}] = ...")
+
+    def __delitem__(self, key: Any) -> None:
+        raise self._refuse(f"[{key!r}]")
+
+    def __iter__(self) -> Any:
+        raise self._refuse(" (iterating)")
+
+    def __repr__(self) -> str:
+        return f"<mplogger.{self._name}: no active run>"
+
+
 run: Optional[Run] = None
-config: Optional[Config] = None
-summary: Optional[Summary] = None
+config: Union[Config, _NoRun] = _NoRun("config")
+summary: Union[Summary, _NoRun] = _NoRun("summary")
 
 
-def _log_before_init(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+def _log_before_init(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
+                     sync: Optional[bool] = None) -> None:
     """Placeholder until ``init()``: logging needs a run."""
     raise UsageError("call mplogger.init() before mplogger.log()")
 
@@ -87,20 +124,17 @@ _NOUNS = ("river", "meadow", "falcon", "comet", "harbor", "forest", "ember", "gl
           "orchid", "pebble", "quartz", "summit", "tundra", "valley", "willow", "breeze", "canyon")
 
 
-def _new_run_id() -> str:
-    alphabet = string.ascii_lowercase + string.digits
-    return "".join(random.choices(alphabet, k=8))
-
-
 def _new_run_name() -> str:
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_NOUNS)}-{random.randint(1, 999)}"
+    pick = _store.UNSEEDED
+    return f"{pick.choice(_ADJECTIVES)}-{pick.choice(_NOUNS)}-{pick.randint(1, 999)}"
 
 
 def _log_after_finish(finished: Run) -> Callable[..., None]:
     """``mplogger.log`` once ``finished`` is over: as ``run.log()`` on it, a warning and nothing stored."""
     warned = []
 
-    def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
+            sync: Optional[bool] = None) -> None:
         if not warned:
             warned.append(True)
             warnings.warn(f"run {finished.id} is finished; mplogger.log() ignored "
@@ -115,8 +149,14 @@ def _set_globals(active: Optional[Run], finished: Optional[Run] = None) -> None:
     global run, config, summary, log
     _session.console_target(active if isinstance(active, Run) else None)
     run = active
-    config = active.config if active is not None else None
-    summary = active.summary if active is not None else None
+    why = (f"run {finished.id} is finished; call mplogger.init() for a new run before" if finished is not None
+           else "call mplogger.init() before")
+    config = active.config if active is not None else _NoRun("config", why)  # type: ignore[assignment]
+    if isinstance(active, ChildRun):  # a run attached from another process: its summary is kept there
+        summary = _NoRun("summary", f"run {active.id} keeps its summary in the process that called init() "
+                                    "(log() values instead); refused:")
+    else:
+        summary = active.summary if active is not None else _NoRun("summary", why)  # type: ignore[assignment]
     if active is not None:
         log = active.log
     else:
@@ -171,7 +211,9 @@ def init(
     does nothing. While a run is active, ``init()`` returns it unless ``reinit`` is True or
     ``"finish_previous"`` (finish it first; the default in Jupyter) or ``"create_new"`` (an
     independent run that does not replace ``mplogger.run``). ``anonymous``, ``magic``,
-    ``monitor_gym`` and ``sync_tensorboard`` are accepted and ignored.
+    ``monitor_gym`` and ``sync_tensorboard`` are accepted and ignored. ``dir`` is, as in wandb, the
+    folder that holds the store (``<dir>/mplogger-runs``) unless it is a store already;
+    ``MPLOGGER_DIR`` (the store itself) wins over it.
     """
     for ignored, value in (("anonymous", anonymous), ("magic", magic), ("monitor_gym", monitor_gym),
                            ("sync_tensorboard", sync_tensorboard)):
@@ -213,11 +255,11 @@ def init(
         id = _store.check_run_id(id, id_source)
     session = _session.current()
     client = _session.setup(settings)
-    root = resolve_root(_init_args.from_env("DIR", dir))
+    root = init_root(dir)
     if auto and id is None:  # wandb: resume this script's last run here if it did not finish
         id = _init_args.auto_resume_id(root)
     record = {
-        "id": id or _new_run_id(),
+        "id": id or _store.new_run_id(),
         "project": _text("project", project, "PROJECT") or "uncategorized",
         "entity": _text("entity", entity, "ENTITY"),
         "name": _text("name", name, "NAME") or _new_run_name(),

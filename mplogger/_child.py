@@ -20,10 +20,10 @@ import attrs
 
 from mplogger._channel import FifoWriter
 from mplogger._errors import UsageError
-from mplogger._messages import ConsoleLines, LogBatch
-from mplogger._values import check_row, store_media
+from mplogger._messages import ConsoleLines, LogBatch, UpdateRun
+from mplogger._values import check_row, from_json, jsonable, store_media, to_json
 
-__all__ = ["Attachment", "ChildRun"]
+__all__ = ["Attachment", "ChildRun", "attach", "attachment_token", "attach_token"]
 
 
 @attrs.frozen
@@ -44,6 +44,23 @@ class Attachment:
     after: int = 0
 
 
+def attachment_token(attachment: Attachment) -> str:
+    """``attachment`` as one line of JSON, for APIs that pass an id string between processes."""
+    return to_json(attrs.asdict(attachment))
+
+
+def attach_token(token: str) -> Any:
+    """The run that :func:`attachment_token` names, for this process (``wandb._attach``)."""
+    if not isinstance(token, str):
+        raise TypeError(f"_attach(attach_id): expected the string run._attach_id, got {type(token).__name__}")
+    try:
+        fields = from_json(token)
+        attachment = Attachment(**fields)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"_attach(attach_id): not a run's _attach_id: {token[:80]!r}") from exc
+    return attach(attachment)
+
+
 def _finished_marker(attachment: Attachment) -> str:
     return os.path.join(os.path.dirname(attachment.attach_path), f"finished-{attachment.run_id}")
 
@@ -58,13 +75,16 @@ class ChildRun:
         self.project = attachment.project
         self.root = attachment.root
         self.dir = attachment.dir
-        self.config: Dict[str, Any] = dict(attachment.config)
+        from mplogger._run import Config  # the parent's rules for config changes, one copy of them
+
+        self.config = Config(self, attachment.config)
         self._writer = FifoWriter(attachment.attach_path)
         self._marker = _finished_marker(attachment)
         self._pending: Dict[str, Any] = {}
         self._warned = False
 
-    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
+            sync: Optional[bool] = None) -> None:
         """Log a row from this child process into the parent's run (written through at once)."""
         if step is not None:
             raise ValueError(
@@ -104,6 +124,21 @@ class ChildRun:
         if os.path.exists(self._marker):  # the parent finished while this row was on its way
             self._ignore("the run was finished by the process that started it (this row may not be stored)")
 
+    def _send_config(self) -> None:
+        """A config change made here goes to the run (a later change by the parent replaces it)."""
+        if os.path.exists(self._marker):
+            return self._ignore("the run was finished by the process that started it")
+        message = UpdateRun(self.id, config=jsonable(self.config.as_dict()))
+        try:
+            self._writer.put(message, self._check_manager, self._attachment.timeout)
+        except (BrokenPipeError, TimeoutError) as exc:
+            self._ignore(f"its manager is gone ({exc})")
+
+    @property
+    def _attach_id(self) -> str:
+        """This run for yet another process (``wandb._attach``), as the parent's ``run._attach_id``."""
+        return attachment_token(self._attachment)
+
     def _check_manager(self) -> None:
         try:
             os.kill(self._attachment.manager_pid, 0)
@@ -131,7 +166,7 @@ class ChildRun:
             values, self._pending = self._pending, {}
             self._send(values)
 
-    def finish(self, exit_code: Optional[int] = None) -> None:
+    def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
         """Only the process that called ``init()`` finishes a run; here this only warns."""
         warnings.warn(f"run {self.id} is finished by the process that started it "
                       f"(pid {self._attachment.owner_pid}), not by pid {os.getpid()}", stacklevel=2)

@@ -9,6 +9,7 @@ through :func:`mplogger._terminal.printable` (JSON output escapes the same chara
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -443,17 +444,55 @@ def _exported_note(done: Sequence[str]) -> str:
     return f"; exported before it (kept): {', '.join(done)}" if done else ""
 
 
+# --- running a job ----------------------------------------------------------------------------
+@command(_arg("job", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
+              help="the command to run, e.g. python train.py or torchrun --nproc_per_node 2 train.py"))
+def run_(api: Api, args: argparse.Namespace) -> Optional[int]:
+    """Run COMMAND so that import wandb, in it and in every Python process it starts, is mplogger's
+    wandb compatibility package (mplogger.wandb): libraries that log to wandb (Hugging Face Trainer,
+    Lightning's WandbLogger, accelerate) log into the local store, unchanged. COMMAND takes this
+    process's place: its exit status, signals, stdin and stdout are its own. Runs go where
+    init(dir=...) says (./mplogger-runs by default); --dir sends every run of the job to that store
+    (it sets MPLOGGER_DIR)."""
+    from mplogger._wandb_name import child_environment
+
+    job = list(args.job)
+    if job[:1] == ["--"]:
+        job = job[1:]
+    if not job:
+        raise CliError("mplogger run: give the command to run, e.g. mplogger run -- python train.py")
+    env = child_environment()
+    if args.dir is not None:
+        env["MPLOGGER_DIR"] = api.root
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for name in ("SIGPIPE", "SIGXFSZ"):  # Python ignores these; an exec'd command must not inherit that
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    try:
+        os.execvpe(job[0], job, env)
+    except FileNotFoundError:
+        print(f"mplogger run: command not found: {printable(job[0])}", file=sys.stderr)
+        return 127
+    except OSError as exc:  # not executable, a folder, a script without a #! line (ENOEXEC)
+        print(f"mplogger run: cannot execute {printable(job[0])}: {exc.strerror}"
+              + (" (a script needs a #! line, or run it as: mplogger run -- sh SCRIPT)"
+                 if exc.errno == errno.ENOEXEC else ""), file=sys.stderr)
+        return 126
+    return None  # not reached: exec does not return
+
+
 # --- entry point ------------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     """The ``mplogger`` argument parser, one sub-command per registered command."""
     top = argparse.ArgumentParser(
         prog="mplogger", description="Look at, export and look after runs stored by mplogger (no server: "
-        "this reads the SQLite store directly).")
+        "this reads the SQLite store directly), and run jobs whose libraries log to wandb into it.")
     commands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (function, arguments) in _COMMANDS.items():
         doc = " ".join((function.__doc__ or "").split())
         sub = commands.add_parser(name, help=doc.split(". ")[0].rstrip("."), description=doc)
-        sub.add_argument("--dir", "-d", help="the store's root folder (default: $MPLOGGER_DIR, else ./mplogger-runs)")
+        sub.add_argument("--dir", "-d", help="the store, or a folder holding it as mplogger-runs/ (default: $MPLOGGER_DIR, else ./mplogger-runs)")
         for names, options in arguments:
             sub.add_argument(*names, **options)
         sub.set_defaults(function=function)

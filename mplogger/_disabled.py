@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import random
-import string
 from typing import Any, Dict, List, Mapping, Optional
+
+from mplogger._store import new_run_id
 
 __all__ = ["DisabledRun"]
 
@@ -34,28 +34,36 @@ class _AttrDict(dict):
         return dict(self)
 
 
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 class DisabledRun:
     """Accepts every call a Run accepts and does nothing (``log()`` keeps the summary only)."""
 
     def __init__(self, name: Optional[str], project: Optional[str], config: Mapping[str, Any]) -> None:
-        self.id = "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
+        self.id = new_run_id()
         self.name = name or "disabled"
         self.project = project or "uncategorized"
         self.entity = self.group = self.job_type = self.notes = self.url = self.dir = self.root = None
         self.tags: tuple = ()
         self.state = "disabled"
         self.step = 0
+        self.disabled = True
+        self.resumed = self.offline = False
+        self._attach_id = self.sweep_id = self.start_time = None
         self.config = _AttrDict(config)
         self.summary = _AttrDict()
 
-    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
+            sync: Optional[bool] = None) -> None:
         if isinstance(data, Mapping):
             self.summary.update(data)
 
     def flush(self, timeout: Optional[float] = None) -> None:
         pass
 
-    def finish(self, exit_code: Optional[int] = None) -> None:
+    def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
         pass
 
     def define_metric(self, name: str, *args: Any, **kwargs: Any) -> None:
@@ -78,6 +86,15 @@ class DisabledRun:
 
     def __exit__(self, *exc: Any) -> None:
         pass
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other run method a library calls (``log_artifact``, ``unwatch``, ...): a no-op, as wandb's.
+
+        Attributes a library tests (``resumed``, ``offline``, ``_attach_id``, ...) are set above, so
+        only methods reach this."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _nothing
 
     def __repr__(self) -> str:
         return f"<mplogger.DisabledRun {self.id} {self.name!r}>"

@@ -16,9 +16,13 @@ from tblib import Traceback
 
 from mplogger._messages import RemoteError
 
+_Reply = TypeVar("_Reply")
+
 __all__ = [
     "Error",
     "UsageError",
+    "ConfigError",
+    "NotInMplogger",
     "ManagerError",
     "RunError",
     "StoreGone",
@@ -37,6 +41,19 @@ class Error(Exception):
 
 class UsageError(Error):
     """The library was called in a way it cannot serve (e.g. ``log()`` before ``init()``)."""
+
+
+class ConfigError(Error, ValueError):
+    """A config key already set would change without ``allow_val_change`` (wandb's ConfigError)."""
+
+
+class NotInMplogger(Error, NotImplementedError):
+    """A wandb feature that mplogger does not have (artifacts, sweeps, some media): named, not hidden."""
+
+    def __init__(self, feature: str, hint: str = "") -> None:
+        super().__init__(f"{feature} is not available in mplogger (it logs locally: metrics, config, summary, "
+                         f"Table, Image, Histogram, console and system metrics){'; ' + hint if hint else ''}")
+        self.feature = feature
 
 
 class ManagerError(Error):

@@ -70,6 +70,17 @@ def main_module_hidden() -> Iterator[None]:
 
 
 def start(process: multiprocessing.process.BaseProcess) -> None:
-    """``process.start()`` without re-importing the user's main module in the child."""
-    with main_module_hidden():
-        process.start()
+    """``process.start()`` without re-importing the user's main module in the child.
+
+    ``init()`` may run while ``multiprocessing`` is pickling another child for spawn (Lightning's
+    ``WandbLogger.__getstate__`` starts its run then): starting the manager would end that
+    spawn's record of itself, and the queues pickled after it would be refused. It is put back.
+    """
+    from multiprocessing import context
+
+    spawning = context.get_spawning_popen()
+    try:
+        with main_module_hidden():
+            process.start()
+    finally:
+        context.set_spawning_popen(spawning)

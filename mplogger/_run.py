@@ -11,9 +11,9 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 from mplogger import _store
-from mplogger._child import Attachment, ChildRun, attach
+from mplogger._child import Attachment, ChildRun, attach, attachment_token
 from mplogger._client import Client
-from mplogger._errors import ManagerError, RunError, describe, expect
+from mplogger._errors import ConfigError, ManagerError, NotInMplogger, RunError, describe, expect
 from mplogger._exit import status_of_exception
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
 from mplogger._metrics import MetricRules
@@ -89,7 +89,7 @@ class Config(MutableMapping):
         allowed = self._allow_val_change if allow_val_change is None else allow_val_change
         for key, value in values.items():
             if not allowed and key in self._data and not same_value(self._data[key], value):
-                raise ValueError(
+                raise ConfigError(
                     f"config key {key!r} is already {self._data[key]!r}; refusing to change it to "
                     f"{value!r}. Pass allow_val_change=True to change it."
                 )
@@ -211,11 +211,13 @@ class Run:
         """The step the next committed row gets."""
         return self._step
 
-    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None) -> None:
+    def log(self, data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
+            sync: Optional[bool] = None) -> None:
         """Log a row of metrics. Returns at once: rows are stored in the background.
 
         ``step``/``commit`` follow wandb: ``commit=False`` adds keys to the pending row; a larger
         ``step`` commits the pending row and jumps; a smaller one is dropped with a warning.
+        ``sync`` (deprecated in wandb) is accepted and ignored.
         """
         if step is None and commit is None and self._fast and type(data) is dict:
             if data.keys() <= self._known_keys and (
@@ -345,8 +347,10 @@ class Run:
         except Exception as exc:
             raise RunError(f"run {self.id}: {what} failed: {describe(exc)}") from exc
 
-    def finish(self, exit_code: Optional[int] = None) -> None:
-        """Store everything, mark the run finished (or failed, for a non-zero exit code)."""
+    def finish(self, exit_code: Optional[int] = None, quiet: Optional[bool] = None) -> None:
+        """Store everything, mark the run finished (or failed, for a non-zero exit code).
+
+        ``quiet`` is wandb's and has no effect (mplogger prints no summary at finish)."""
         if self._child is not None:
             return self._child.finish(exit_code)
         if self._closed:
@@ -506,6 +510,41 @@ class Run:
 
     def _label(self, *args: Any, **kwargs: Any) -> None:
         """Integrations call this private wandb hook; it has nothing to do here."""
+
+    @property
+    def _attach_id(self) -> str:
+        """What ``wandb._attach()`` in another process needs to log into this run (Lightning's spawn)."""
+        return attachment_token(self.attachment())
+
+    def unwatch(self, *args: Any, **kwargs: Any) -> None:
+        """Accepted for wandb scripts, as ``watch()``; does nothing."""
+
+    def mark_preempting(self) -> None:
+        """Accepted for wandb scripts; a run cut short is stored as crashed or failed anyway."""
+
+    def log_artifact(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available yet: artifacts."""
+        raise NotInMplogger("run.log_artifact(): artifacts")
+
+    def use_artifact(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available yet: artifacts."""
+        raise NotInMplogger("run.use_artifact(): artifacts")
+
+    def link_artifact(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: artifacts and wandb's model registry."""
+        raise NotInMplogger("run.link_artifact(): artifacts")
+
+    def log_model(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available yet: model artifacts."""
+        raise NotInMplogger("run.log_model(): artifacts")
+
+    def use_model(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available yet: model artifacts."""
+        raise NotInMplogger("run.use_model(): artifacts")
+
+    def log_code(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: code artifacts (``init(save_code=True)`` keeps the script's source)."""
+        raise NotInMplogger("run.log_code(): code artifacts", "init(save_code=True) keeps the script's source")
 
     def __enter__(self) -> "Run":
         return self

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Union
 
 import attrs
 
-__all__ = ["Settings", "START_METHODS", "resolve_root"]
+__all__ = ["Settings", "START_METHODS", "STORE_FOLDER", "init_root", "resolve_root", "store_under"]
 
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
@@ -103,15 +103,39 @@ class Settings:
         return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
 
 
-DEFAULT_ROOT = "mplogger-runs"
+STORE_FOLDER = "mplogger-runs"
+
+
+def store_under(folder: Union[str, os.PathLike]) -> str:
+    """The store that ``folder`` names: its ``mplogger-runs`` sub-folder, as wandb keeps ``wandb/``
+    under ``dir``, unless ``folder`` is a store already (it holds ``mplogger.db``) or is itself
+    called ``mplogger-runs``.
+
+    The name is not a Python identifier on purpose: a ``./mplogger`` folder in the working
+    directory, which comes first on ``sys.path``, would be imported as the package itself.
+    """
+    path = os.path.abspath(os.fspath(folder))
+    if os.path.basename(path) == STORE_FOLDER or os.path.exists(os.path.join(path, "mplogger.db")):
+        return path
+    return os.path.join(path, STORE_FOLDER)
 
 
 def resolve_root(dir: Optional[Union[str, os.PathLike]] = None) -> str:
-    """The store's root folder: ``dir``, else ``MPLOGGER_DIR``, else ``./mplogger-runs``.
+    """The store a reader opens: under ``dir``; else ``MPLOGGER_DIR`` (the store itself); else under
+    ``WANDB_DIR``; else ``./mplogger-runs``."""
+    if dir is not None:
+        return store_under(dir)
+    exact = os.environ.get("MPLOGGER_DIR")
+    if exact:
+        return os.path.abspath(exact)
+    return store_under(os.environ.get("WANDB_DIR") or os.curdir)
 
-    The default is not a Python identifier on purpose: a ``./mplogger`` folder in the working
-    directory, which comes first on ``sys.path``, would be imported as the package itself (a
-    namespace package without ``init``) on the next run of a script there.
-    """
-    root = dir if dir is not None else os.environ.get("MPLOGGER_DIR") or DEFAULT_ROOT
-    return os.path.abspath(os.fspath(root))
+
+def init_root(dir: Optional[Union[str, os.PathLike]] = None) -> str:
+    """The store ``init(dir=...)`` writes to: ``MPLOGGER_DIR`` wins when set, since it is chosen by
+    whoever launches the job while ``dir=`` is often a library's default (Lightning passes ``"."``);
+    otherwise as :func:`resolve_root`."""
+    exact = os.environ.get("MPLOGGER_DIR")
+    if exact:
+        return os.path.abspath(exact)
+    return resolve_root(dir)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import random
+import string
 import re
 import sqlite3
 import time
@@ -117,6 +118,16 @@ def is_run_id(value: Any) -> bool:
     return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
 
 
+UNSEEDED = random.SystemRandom()
+"""Random choices that user code cannot replay: scripts seed ``random`` (Lightning's
+``seed_everything``, transformers' ``set_seed``), and every run of such a script would get the same id."""
+
+
+def new_run_id(length: int = 8) -> str:
+    """A fresh run id: ``length`` lowercase letters and digits, as wandb's."""
+    return "".join(UNSEEDED.choices(string.ascii_lowercase + string.digits, k=length))
+
+
 def check_run_id(run_id: Any, where: str) -> str:
     """``run_id`` if it is safe as a folder name; else ValueError naming it and ``where`` it came from."""
     if not is_run_id(run_id):
@@ -160,8 +171,8 @@ def has_database(root: str) -> bool:
     """
     if os.path.exists(db_path(root)):
         return True
-    if os.path.isdir(root):
-        return False
+    if os.path.isdir(root) or (os.path.basename(root) == "mplogger-runs" and os.path.isdir(os.path.dirname(root))):
+        return False  # a folder whose store init(dir=folder) has not made yet
     raise _no_database(root)
 
 
@@ -169,6 +180,9 @@ def _no_database(root: str) -> FileNotFoundError:
     """The error for a root without a database: no such folder, or a folder without a store."""
     if os.path.isdir(root):
         return FileNotFoundError(f"no mplogger store at {root!r} (no {DB_NAME} there)")
+    parent = os.path.dirname(root)
+    if os.path.basename(root) == "mplogger-runs" and not os.path.exists(parent):
+        root = parent  # looked for under a folder that is not there: name the folder the user gave
     why = "not a folder" if os.path.exists(root) else "there is no such folder"
     return FileNotFoundError(f"no mplogger store at {root!r} ({why})")
 

@@ -22,8 +22,8 @@ START_METHODS = ["fork", "forkserver", "spawn"]
 
 @pytest.fixture
 def root(tmp_path: Path) -> str:
-    """A store root of its own for each test."""
-    return str(tmp_path / "store")
+    """A store of its own for each test (named mplogger-runs, so `dir=` uses it as it is)."""
+    return str(tmp_path / "mplogger-runs")
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +65,32 @@ def process_gone(pid: int) -> bool:
             return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
     except OSError:
         return True
+
+
+def processes_with(mark: str) -> list:
+    """Live processes (not zombies) whose environment holds ``mark`` (``NAME=value``): what a case left running."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as environ:
+                if mark.encode() not in environ.read().split(b"\0"):
+                    continue
+            if not process_gone(int(name)):
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def require_installed(module: str, why: str = "") -> None:
+    """Skip unless ``module`` is installed, without importing it here: real wandb patches
+    ``sys.stdout``/``sys.stderr`` at import, which would leak into every later test of the session."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not installed{': ' + why if why else ''}")
 
 
 def script_env(**extra: str) -> dict:

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from benchmarks import peers as bench_peers
+from conftest import require_installed
 
 N_QUICK = 200
 
@@ -40,7 +41,7 @@ def test_mplogger_reference_reads_back_every_row():
     ("trackio", "trackio"),
 ])
 def test_installed_peer_reads_back_every_row(peer, module):
-    pytest.importorskip(module)
+    require_installed(module)  # run in a child: importing it here would patch this process
     (row,) = bench_peers.run_peers(n=N_QUICK, peers=[peer])
     _check_ok(row, peer, N_QUICK)
 

@@ -62,7 +62,7 @@ def test_every_command_has_its_docstring_as_help(root):
         assert sub.returncode == 0, sub.stderr
         first_words = " ".join(function.__doc__.split())[:40]
         assert first_words in " ".join(sub.stdout.split()), (name, sub.stdout)
-    assert set(_cli._COMMANDS) == {"ls", "show", "history", "tail", "compare", "report", "rm", "doctor", "export"}
+    assert set(_cli._COMMANDS) == {"ls", "show", "history", "tail", "compare", "report", "rm", "doctor", "export", "run"}
 
 
 def test_python_dash_m_is_the_same_command(root, runs):
@@ -81,9 +81,10 @@ def test_a_missing_store_is_one_clear_line(tmp_path):
 
 def test_a_folder_without_a_store_yet_lists_no_runs(tmp_path):
     listed = cli(str(tmp_path), "ls")
-    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", f"no runs in {tmp_path}\n")
+    store = tmp_path / "mplogger-runs"  # where init(dir=tmp_path) would make it
+    assert (listed.returncode, listed.stdout, listed.stderr) == (0, "", f"no runs in {store}\n")
     assert json.loads(cli(str(tmp_path), "ls", "--json").stdout) == []
-    assert not os.path.exists(tmp_path / "mplogger.db"), "a reader created the store"
+    assert os.listdir(tmp_path) == [], "a reader created the store"
 
 
 # --- ls ------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_a_failed_export_leaves_no_file(root, tmp_path):
     assert not target.parent.exists()
     with pytest.raises(ValueError, match="unknown format 'xls'; formats are csv, jsonl, parquet"):
         write_history(stored, str(tmp_path / "h.xls"), "xls")
-    assert os.listdir(tmp_path) == ["store"]
+    assert os.listdir(tmp_path) == ["mplogger-runs"]
 
 
 WITHOUT_PYARROW = """

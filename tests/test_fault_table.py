@@ -22,7 +22,7 @@ import pytest
 
 import mplogger
 
-from conftest import process_gone, run_script, script_env, wait_for
+from conftest import processes_with, run_script, script_env, wait_for
 
 TEMPLATE = '''
 import math
@@ -458,24 +458,7 @@ def test_a_process_fault_ends_in_a_clear_error_and_a_right_state(tmp_path, body,
     result = subprocess.run([sys.executable, str(path), str(tmp_path / "store"), start_method],
                             capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
     assert result.returncode == 0 and "OK" in result.stdout, result.stdout[-2000:] + result.stderr[-4000:]
-    wait_for(lambda: not _processes_with(mark), 20, "the case's manager and workers to exit")
-
-
-def _processes_with(mark: str) -> list:
-    """Live processes (not zombies) whose environment holds ``mark``: what a case left running."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as environ:
-                if mark.encode() not in environ.read().split(b"\0"):
-                    continue
-            if not process_gone(int(name)):
-                found.append(int(name))
-        except OSError:
-            continue
-    return found
+    wait_for(lambda: not processes_with(mark), 20, "the case's manager and workers to exit")
 
 
 def test_a_stale_pipe_folder_of_a_dead_manager_is_removed_when_a_manager_starts(root, tmp_path):

@@ -33,7 +33,9 @@ def test_init_sets_and_finish_clears_module_globals(root):
     mplogger.log({"x": 1})
     assert mplogger.config.a == 1
     mplogger.finish()
-    assert mplogger.run is None and mplogger.config is None
+    assert mplogger.run is None
+    with pytest.raises(mplogger.UsageError, match=f"run {run.id} is finished; call mplogger.init.* before mplogger.config.update"):
+        mplogger.config.update({"b": 2})
     assert mplogger.Api(root).run(run.id).history(keys=["x"])[0]["x"] == 1
 
 

@@ -351,3 +351,49 @@ def test_resume_never_on_an_existing_run_is_refused(root):
     wandb.init(dir=root, id="exists01").finish()
     with pytest.raises(ValueError, match="already exists"):
         wandb.init(dir=root, id="exists01", resume="never")
+
+
+# --- where runs go (init(dir=...), WANDB_DIR, MPLOGGER_DIR) -------------------------------------
+def test_init_dir_keeps_the_store_in_a_folder_under_it_as_wandb_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = wandb.init(dir=".", name="here")  # Lightning's save_dir default
+    run.finish()
+    assert (tmp_path / "mplogger-runs" / "mplogger.db").exists()
+    assert sorted(os.listdir(tmp_path)) == ["mplogger-runs"]
+    for reader in (tmp_path, tmp_path / "mplogger-runs", None):
+        assert [r.name for r in mplogger.Api(None if reader is None else str(reader)).runs()] == ["here"]
+
+
+def test_a_folder_that_is_a_store_already_is_used_as_it_is(tmp_path):
+    legacy = tmp_path / "old-store"
+    legacy.mkdir()
+    sqlite3.connect(legacy / "mplogger.db").close()  # a store made where dir= named the store itself
+    run = wandb.init(dir=str(legacy))
+    run.finish()
+    assert not (legacy / "mplogger-runs").exists()
+    assert [r.id for r in mplogger.Api(str(legacy)).runs()] == [run.id]
+
+
+def test_wandb_dir_is_the_folder_above_the_store_and_mplogger_dir_is_the_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "w"))
+    first = wandb.init()
+    first.finish()
+    assert first.root == str(tmp_path / "w" / "mplogger-runs")
+    monkeypatch.setenv("MPLOGGER_DIR", str(tmp_path / "exact"))
+    second = wandb.init(dir=str(tmp_path / "code-default"))  # the job's launcher wins over a library default
+    second.finish()
+    assert second.root == str(tmp_path / "exact") and not (tmp_path / "code-default").exists()
+    assert [r.id for r in mplogger.Api().runs()] == [second.id]
+
+
+def test_seeding_random_does_not_replay_run_ids(root):
+    import random
+
+    ids = []
+    for _ in range(2):
+        random.seed(0)  # as Lightning's seed_everything and transformers' set_seed do
+        run = wandb.init(dir=root, resume="allow")  # Lightning's resume: a replayed id would resume a run
+        ids.append(run.id)
+        run.finish()
+    assert ids[0] != ids[1]
+    assert len(list(mplogger.Api(root).runs())) == 2

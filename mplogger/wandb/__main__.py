@@ -1,0 +1,5 @@
+"""``python -m wandb`` under ``mplogger run``."""
+
+from mplogger.wandb.cli.cli import cli
+
+raise SystemExit(cli())

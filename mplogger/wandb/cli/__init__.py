@@ -1,0 +1,1 @@
+"""``wandb.cli`` (user process): the ``wandb`` command, as a job run by ``mplogger run`` may call it."""
