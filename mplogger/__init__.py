@@ -80,9 +80,24 @@ class _NoRun:
         return UsageError(f"{self._why} mplogger.{self._name}{use}")
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("_"):  # copy, pickle and getattr(x, "_private", None) probes
             raise AttributeError(name)
         raise self._refuse(f".{name}")
+
+    def __len__(self) -> int:
+        raise self._refuse(" (len)")
+
+    def __bool__(self) -> bool:
+        return True  # as wandb's pre-init object: a test of truth is not a use
+
+    def __copy__(self) -> "_NoRun":
+        return self
+
+    def __deepcopy__(self, memo: dict) -> "_NoRun":
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (_NoRun, (self._name, self._why))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise self._refuse(f".{name} = ...")
@@ -300,8 +315,11 @@ def _text(param: str, value: Any, env: str) -> Optional[str]:
 
 
 def finish(exit_code: Optional[int] = None) -> None:
-    """Finish ``mplogger.run`` (if any). Safe to call twice."""
-    if isinstance(run, DisabledRun):
+    """Finish ``mplogger.run`` (if any). Safe to call twice. A run attached from another process
+    is only let go here: the process that called ``init()`` finishes it."""
+    if isinstance(run, (DisabledRun, ChildRun)):
+        if isinstance(run, ChildRun):
+            run.finish(exit_code)  # warns that its owner finishes it
         _set_globals(None)
     elif run is not None:
         run.finish(exit_code)
@@ -313,7 +331,13 @@ def teardown(exit_code: Optional[int] = None) -> None:
     _set_globals(None)
 
 
-def _active(what: str) -> Run:
+def _active(what: str) -> Any:
+    """The run that ``mplogger.<what>()`` acts on, or a UsageError saying why there is none."""
+    if isinstance(run, ChildRun):
+        if hasattr(run, what):
+            return run
+        raise UsageError(f"mplogger.{what}(): run {run.id} is attached from another process here; "
+                         f"{what}() is done in the process that called init() (pid {run._attachment.owner_pid})")
     if not isinstance(run, Run):
         raise UsageError(f"call mplogger.init() before mplogger.{what}()")
     return run

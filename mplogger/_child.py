@@ -22,6 +22,7 @@ from mplogger._channel import FifoWriter
 from mplogger._errors import UsageError
 from mplogger._messages import ConsoleLines, LogBatch, UpdateRun
 from mplogger._values import check_row, from_json, jsonable, store_media, to_json
+from mplogger._wandb_methods import WandbRunMethods
 
 __all__ = ["Attachment", "ChildRun", "attach", "attachment_token", "attach_token"]
 
@@ -42,6 +43,7 @@ class Attachment:
     timeout: float
     console: str = "off"
     after: int = 0
+    allow_val_change: bool = False
 
 
 def attachment_token(attachment: Attachment) -> str:
@@ -65,7 +67,7 @@ def _finished_marker(attachment: Attachment) -> str:
     return os.path.join(os.path.dirname(attachment.attach_path), f"finished-{attachment.run_id}")
 
 
-class ChildRun:
+class ChildRun(WandbRunMethods):
     """The child-process side of a run: ``log()`` works; finishing stays with the parent."""
 
     def __init__(self, attachment: Attachment) -> None:
@@ -77,7 +79,7 @@ class ChildRun:
         self.dir = attachment.dir
         from mplogger._run import Config  # the parent's rules for config changes, one copy of them
 
-        self.config = Config(self, attachment.config)
+        self.config = Config(self, attachment.config, attachment.allow_val_change)
         self._writer = FifoWriter(attachment.attach_path)
         self._marker = _finished_marker(attachment)
         self._pending: Dict[str, Any] = {}
@@ -124,15 +126,30 @@ class ChildRun:
         if os.path.exists(self._marker):  # the parent finished while this row was on its way
             self._ignore("the run was finished by the process that started it (this row may not be stored)")
 
-    def _send_config(self) -> None:
-        """A config change made here goes to the run (a later change by the parent replaces it)."""
+    def _config_changed(self, changes: Dict[str, Any], deleted: tuple) -> None:
+        """A config change made here goes to the run as a change only, merged there with the parent's."""
         if os.path.exists(self._marker):
-            return self._ignore("the run was finished by the process that started it")
-        message = UpdateRun(self.id, config=jsonable(self.config.as_dict()))
+            return self._ignore("the run was finished by the process that started it", "a config change")
+        message = UpdateRun(self.id, config_changes=jsonable(changes), config_deleted=tuple(deleted),
+                            origin=os.getpid())
         try:
             self._writer.put(message, self._check_manager, self._attachment.timeout)
         except (BrokenPipeError, TimeoutError) as exc:
-            self._ignore(f"its manager is gone ({exc})")
+            self._ignore(f"its manager is gone ({exc})", "a config change")
+
+    def define_metric(self, name: str, step_metric: Optional[str] = None, step_sync: Optional[bool] = None,
+                      hidden: Optional[bool] = None, summary: Optional[str] = None, goal: Optional[str] = None,
+                      overwrite: Optional[bool] = None) -> Dict[str, Any]:
+        """As the parent's ``define_metric``: the rule goes to the run and is applied where it is stored."""
+        from mplogger._metrics import MetricRules
+
+        rule = MetricRules().define(name, step_metric, step_sync, hidden, summary, goal, overwrite)
+        try:
+            self._writer.put(UpdateRun(self.id, metrics=(rule,), origin=os.getpid()), self._check_manager,
+                             self._attachment.timeout)
+        except (BrokenPipeError, TimeoutError) as exc:
+            self._ignore(f"its manager is gone ({exc})", "define_metric()")
+        return rule
 
     @property
     def _attach_id(self) -> str:
@@ -145,10 +162,10 @@ class ChildRun:
         except ProcessLookupError:
             raise BrokenPipeError(f"manager pid {self._attachment.manager_pid} has exited") from None
 
-    def _ignore(self, why: str) -> None:
+    def _ignore(self, why: str, what: str = "log()") -> None:
         if not self._warned:
             self._warned = True
-            warnings.warn(f"run {self.id}: {why}; log() from pid {os.getpid()} is ignored", stacklevel=4)
+            warnings.warn(f"run {self.id}: {why}; {what} from pid {os.getpid()} is ignored", stacklevel=4)
 
     def add_output(self, stream: str, lines: Any) -> None:
         """Console lines printed by this child (through an inherited capture) go to the run."""

@@ -249,7 +249,7 @@ class Mux:
             route = self.routes.get(message.run_id)
             if kind is ConsoleLines and (route is None or route.finishing):
                 return  # output printed while the run was finishing: dropped, never an error
-            if kind is not UpdateRun and message.origin and (route is None or route.finishing):
+            if message.origin and (route is None or route.finishing):
                 return  # a child logging after the parent finished the run: it sees the marker
             if route is None:
                 if message.run_id not in self.broken:  # a broken run's error was already sent

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import attrs
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -100,7 +100,12 @@ class LogBatch:
 
 @attrs.frozen
 class UpdateRun:
-    """A change to a run's config, summary or tags, applied in order with its rows."""
+    """A change to a run's config, summary or tags, applied in order with its rows.
+
+    ``config`` is the whole config of the process that called ``init()``; a child process sends
+    only what it changed (``config_changes``, ``config_deleted``) with its pid as ``origin``, so
+    neither side's keys are lost to the other's.
+    """
 
     run_id: str
     config: Optional[dict] = None
@@ -108,6 +113,9 @@ class UpdateRun:
     summary_deleted: tuple = ()
     alert: Optional[dict] = None
     metrics: tuple = ()
+    config_changes: Optional[dict] = None
+    config_deleted: tuple = ()
+    origin: int = 0
 
 
 @attrs.frozen

@@ -13,11 +13,12 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping,
 from mplogger import _store
 from mplogger._child import Attachment, ChildRun, attach, attachment_token
 from mplogger._client import Client
-from mplogger._errors import ConfigError, ManagerError, NotInMplogger, RunError, describe, expect
+from mplogger._errors import ConfigError, ManagerError, RunError, describe, expect
 from mplogger._exit import status_of_exception
 from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
 from mplogger._metrics import MetricRules
-from mplogger._terminal import notice_once, termlog
+from mplogger._terminal import termlog
+from mplogger._wandb_methods import WandbRunMethods
 from mplogger._values import FAST_TYPES, check_row, check_step, jsonable, same_value, scalars_fit, store_media
 
 __all__ = ["Run", "Config", "Summary"]
@@ -58,7 +59,7 @@ class Config(MutableMapping):
 
     def __delitem__(self, key: str) -> None:
         del self._data[key]
-        self._run._send_config()
+        self._run._config_changed({}, (key,))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -67,10 +68,24 @@ class Config(MutableMapping):
         return len(self._data)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_data", "_run", "_allow_val_change"):
+            raise AttributeError(name)  # copy and pickle probe these before __init__ has run
         try:
             return self._data[name]
         except KeyError:
             raise AttributeError(f"config has no key {name!r}") from None
+
+    def __copy__(self) -> Dict[str, Any]:
+        """A copy is a plain dict of the values: the config itself stays the run's one view."""
+        return dict(self._data)
+
+    def __deepcopy__(self, memo: dict) -> Dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(self._data, memo)
+
+    def __reduce__(self) -> tuple:
+        return (dict, (self._data,))
 
     def __setattr__(self, name: str, value: Any) -> None:
         self[name] = value
@@ -94,7 +109,7 @@ class Config(MutableMapping):
                     f"{value!r}. Pass allow_val_change=True to change it."
                 )
         self._data.update(values)
-        self._run._send_config()
+        self._run._config_changed(values, ())
 
     def setdefaults(self, data: Mapping[str, Any]) -> None:
         """Set the keys of ``data`` that are not set yet; keep the others."""
@@ -156,7 +171,7 @@ def _reject_reserved(key: str) -> None:
     raise ValueError(f"key {key!r} is set by mplogger and cannot be set by hand")
 
 
-class Run:
+class Run(WandbRunMethods):
     """A run: log rows to it, then finish it. Use it as a context manager to finish on exit."""
 
     def __init__(self, client: Client, record: Dict[str, Any], root: str, config: Mapping[str, Any],
@@ -316,7 +331,10 @@ class Run:
         self._sender.flush()
         self._client.send(message)
 
-    def _send_config(self) -> None:
+    def _config_changed(self, changes: Dict[str, Any], deleted: tuple) -> None:
+        """The whole config goes to the store; in a forked child, only what it changed (as any child)."""
+        if self._child is not None:
+            return self._child._config_changed(changes, deleted)
         self._send(UpdateRun(self.id, config=jsonable(self.config.as_dict())))
 
     def _fetch_summary(self) -> Dict[str, Any]:
@@ -428,7 +446,7 @@ class Run:
             config=self.config.as_dict(), attach_path=self._client.attach_path,
             manager_pid=self._client.manager_pid, owner_pid=self._client.pid,
             timeout=self._client.settings.shutdown_timeout, console=self._client.settings.console,
-            after=self._sender.sent,
+            after=self._sender.sent, allow_val_change=self.config._allow_val_change,
         )
 
     def __reduce__(self) -> tuple:
@@ -495,10 +513,6 @@ class Run:
             r for r in self._metric_rules.to_list() if r["name"] in (name, step_metric))))
         return rule
 
-    def watch(self, *args: Any, **kwargs: Any) -> None:
-        """Accepted for wandb scripts; gradient/parameter watching is not done here."""
-        notice_once("watch() does nothing in mplogger: log the values you want to keep")
-
     def alert(self, title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
         """Record an alert in the store (table ``alerts``) and print it; nothing is sent anywhere."""
         level = getattr(level, "value", level)
@@ -508,43 +522,10 @@ class Run:
         self._send(UpdateRun(self.id, alert={"timestamp": _time(), "level": str(level).upper(),
                                              "title": str(title), "text": str(text)}))
 
-    def _label(self, *args: Any, **kwargs: Any) -> None:
-        """Integrations call this private wandb hook; it has nothing to do here."""
-
     @property
     def _attach_id(self) -> str:
         """What ``wandb._attach()`` in another process needs to log into this run (Lightning's spawn)."""
         return attachment_token(self.attachment())
-
-    def unwatch(self, *args: Any, **kwargs: Any) -> None:
-        """Accepted for wandb scripts, as ``watch()``; does nothing."""
-
-    def mark_preempting(self) -> None:
-        """Accepted for wandb scripts; a run cut short is stored as crashed or failed anyway."""
-
-    def log_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: artifacts."""
-        raise NotInMplogger("run.log_artifact(): artifacts")
-
-    def use_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: artifacts."""
-        raise NotInMplogger("run.use_artifact(): artifacts")
-
-    def link_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available: artifacts and wandb's model registry."""
-        raise NotInMplogger("run.link_artifact(): artifacts")
-
-    def log_model(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: model artifacts."""
-        raise NotInMplogger("run.log_model(): artifacts")
-
-    def use_model(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: model artifacts."""
-        raise NotInMplogger("run.use_model(): artifacts")
-
-    def log_code(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available: code artifacts (``init(save_code=True)`` keeps the script's source)."""
-        raise NotInMplogger("run.log_code(): code artifacts", "init(save_code=True) keeps the script's source")
 
     def __enter__(self) -> "Run":
         return self

@@ -171,7 +171,8 @@ def has_database(root: str) -> bool:
     """
     if os.path.exists(db_path(root)):
         return True
-    if os.path.isdir(root) or (os.path.basename(root) == "mplogger-runs" and os.path.isdir(os.path.dirname(root))):
+    if os.path.isdir(root) or (os.path.basename(root) == "mplogger-runs" and not os.path.lexists(root)
+                               and os.path.isdir(os.path.dirname(root))):
         return False  # a folder whose store init(dir=folder) has not made yet
     raise _no_database(root)
 

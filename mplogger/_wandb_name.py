@@ -76,8 +76,9 @@ def child_environment(environ: Optional[Mapping[str, str]] = None) -> MutableMap
     """``environ`` (default: this process's) with mplogger's ``wandb`` first on ``PYTHONPATH``, and
     ``MPLOGGER_DIR`` made absolute (a job that changes its folder still writes to that store)."""
     env = dict(os.environ if environ is None else environ)
-    entries = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry and entry != PATH_FOLDER]
-    env["PYTHONPATH"] = os.pathsep.join([PATH_FOLDER, *entries])
+    given = env.get("PYTHONPATH")
+    entries = [entry for entry in given.split(os.pathsep) if entry != PATH_FOLDER] if given else []
+    env["PYTHONPATH"] = os.pathsep.join([PATH_FOLDER, *entries])  # empty entries (the current folder) kept
     if env.get("MPLOGGER_DIR"):
         env["MPLOGGER_DIR"] = os.path.abspath(env["MPLOGGER_DIR"])
     env["MPLOGGER_RUN_PYTHON"] = sys.executable  # named by the wandb folder if the job's Python lacks mplogger

@@ -19,7 +19,7 @@ import signal
 import sqlite3
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mplogger import _environment, _store
 from mplogger._channel import QueueReader
@@ -77,7 +77,7 @@ def _watch_manager() -> None:
 
 class _OpenRun:
     __slots__ = ("run_id", "root", "conn", "seq", "start", "summary", "last_step", "dirty", "metadata",
-                 "rules")
+                 "rules", "config", "child_config")
 
     def __init__(self, run_id: str, root: str, conn: sqlite3.Connection, record: dict) -> None:
         self.run_id = run_id
@@ -90,6 +90,8 @@ class _OpenRun:
         self.dirty = False
         self.metadata = from_json(record.get("metadata") or "{}")
         self.rules: Optional[MetricRules] = None
+        self.config: Dict[str, Any] = from_json(record.get("config") or "{}")
+        self.child_config: Dict[str, Any] = {}  # keys child processes set: kept over the parent's whole config
         if self.metadata.get("metrics"):  # a resumed run keeps its define_metric rules and state
             self.rules = MetricRules.from_list(self.metadata["metrics"])
             self.rules.load_state(self.metadata.get("metric_state") or {})
@@ -103,11 +105,13 @@ class _OpenRun:
     def snapshot(self) -> tuple:
         """What this run's in-memory state is now, to put back if what follows is not stored."""
         rules = None if self.rules is None else (self.rules, self.rules.to_list(), self.rules.snapshot())
-        return (self.seq, self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty)
+        return (self.seq, self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty,
+                dict(self.config), dict(self.child_config))
 
     def restore(self, saved: tuple) -> None:
         """Put back a :meth:`snapshot`: nothing is counted that was not stored."""
-        self.seq, self.last_step, self.summary, self.metadata, rules, self.dirty = saved
+        (self.seq, self.last_step, self.summary, self.metadata, rules, self.dirty, self.config,
+         self.child_config) = saved
         self.rules = None
         if rules is not None:
             self.rules, definitions, state = rules
@@ -527,8 +531,16 @@ class Worker:
                 run.summary.pop(key, None)
             to_json(run.summary)  # a summary that cannot be stored fails here, not at the commit
             run.dirty = True
-        if message.config is not None:
-            _store.update_run(run.conn, run.run_id, config=to_json(message.config))
+        if message.config is not None or message.config_changes is not None or message.config_deleted:
+            if message.origin:
+                run.child_config.update(message.config_changes or {})
+                run.config.update(message.config_changes or {})
+                for key in message.config_deleted:
+                    run.child_config.pop(key, None)
+                    run.config.pop(key, None)
+            else:
+                run.config = {**(message.config or {}), **run.child_config}
+            _store.update_run(run.conn, run.run_id, config=to_json(run.config))
         if message.metrics:
             if run.rules is None:
                 run.rules = MetricRules()

@@ -36,6 +36,26 @@ def log_global(count: int) -> None:
         mplogger.log({"from_global": i})
 
 
+def set_config_when_told(run, told, done) -> None:
+    told.wait(30)
+    run.config["child_key"] = 3
+    run.config.update({"a": 10}, allow_val_change=True)
+    done.set()
+
+
+def change_a_set_key(run) -> str:
+    run.config["lr"] = 0.5  # allowed: the parent's run was started with allow_val_change=True
+    return "changed"
+
+
+def send_late(run, finished, sent) -> None:
+    finished.wait(30)
+    run._marker = "/nonexistent"  # as if its check of the finished marker ran just before the parent finished
+    run.config["late"] = 1
+    run.log({"late_row": 1})
+    sent.set()
+
+
 def rows_by_worker(root: str, run_id: str) -> dict:
     found: dict = {}
     for row in mplogger.Api(root).run(run_id).history():
@@ -197,3 +217,66 @@ def test_parent_finishing_while_a_child_logs(root):
     assert stored.state == "finished"
     child_rows = [r["child_i"] for r in stored.history(keys=["child_i"])]
     assert child_rows == list(range(len(child_rows))) and len(child_rows) <= logged
+
+
+# --- config changed in a child ------------------------------------------------------------------
+def test_a_childs_config_change_is_merged_with_the_parents(root, ctx):
+    run = mplogger.init(dir=root, config={"a": 1})
+    told, done = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=set_config_when_told, args=(run, told, done))
+    child.start()
+    run.config["parent_key"] = 2  # after the child got the run: its snapshot does not have it
+    run.flush()
+    told.set()
+    assert done.wait(30)
+    child.join(60)
+    run.config["late"] = 4  # the parent's whole config again: the child's keys stay
+    run.finish()
+    assert mplogger.Api(root).run(run.id).config == {"a": 10, "parent_key": 2, "child_key": 3, "late": 4}
+
+
+def test_a_child_follows_the_runs_allow_val_change(root):
+    run = mplogger.init(dir=root, config={"lr": 0.1}, allow_val_change=True)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(change_a_set_key, (run,)) == "changed"
+    run.finish()
+    assert mplogger.Api(root).run(run.id).config == {"lr": 0.5}
+
+
+def test_a_forked_childs_module_level_config_change_is_stored(root):
+    run = mplogger.init(dir=root, config={"a": 1})
+    child = multiprocessing.get_context("fork").Process(target=mplogger.config.update, args=({"b": 2},))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    run.finish()
+    assert mplogger.Api(root).run(run.id).config == {"a": 1, "b": 2}
+
+
+def test_a_config_copy_or_pickle_is_a_plain_dict_of_the_values(root):
+    import copy
+    import pickle
+
+    run = mplogger.init(dir=root, config={"a": [1, 2]})
+    for made in (copy.copy(run.config), copy.deepcopy(run.config), pickle.loads(pickle.dumps(run.config))):
+        assert made == {"a": [1, 2]} and type(made) is dict
+        made["b"] = 1  # a copy: the run's config does not change
+    run.finish()
+    assert mplogger.Api(root).run(run.id).config == {"a": [1, 2]}
+
+
+def test_a_childs_change_that_arrives_after_the_finish_is_dropped_not_a_later_error(root):
+    ctx = multiprocessing.get_context("spawn")
+    run = mplogger.init(dir=root)
+    finished, sent = ctx.Event(), ctx.Event()
+    child = ctx.Process(target=send_late, args=(run, finished, sent))
+    child.start()
+    run.finish()
+    finished.set()
+    assert sent.wait(30)
+    child.join(60)
+    again = mplogger.init(dir=root, id=run.id, resume="allow")
+    again.log({"b": 1})
+    again.finish()  # no "run is not open" error from the late messages
+    stored = mplogger.Api(root).run(run.id)
+    assert stored.config == {} and [row.get("b") for row in stored.history()] == [1]

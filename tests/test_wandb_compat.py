@@ -397,3 +397,10 @@ def test_seeding_random_does_not_replay_run_ids(root):
         run.finish()
     assert ids[0] != ids[1]
     assert len(list(mplogger.Api(root).runs())) == 2
+
+
+def test_a_file_named_like_the_store_folder_is_not_an_empty_store(tmp_path):
+    (tmp_path / "mplogger-runs").write_text("not a folder")
+    for given in (tmp_path, tmp_path / "mplogger-runs"):
+        with pytest.raises(FileNotFoundError, match="not a folder"):
+            list(mplogger.Api(str(given)).runs())

@@ -164,6 +164,7 @@ def test_child_environment_puts_the_name_first_once_and_pins_the_store(tmp_path,
     env = child_environment({"PYTHONPATH": os.pathsep.join(["/a", PATH_FOLDER, "/b"]), "PATH": "/usr/bin",
                              "MPLOGGER_DIR": "store"})
     assert env["PYTHONPATH"].split(os.pathsep) == [PATH_FOLDER, "/a", "/b"]
+    assert child_environment({"PYTHONPATH": ":/a"})["PYTHONPATH"].split(os.pathsep) == [PATH_FOLDER, "", "/a"]
     assert env["PATH"] == "/usr/bin"  # the job's own programs, as the user's shell finds them
     assert env["MPLOGGER_DIR"] == str(tmp_path / "store")  # a job that changes folder keeps its store
     assert env["MPLOGGER_RUN_PYTHON"] == sys.executable

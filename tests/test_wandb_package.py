@@ -121,6 +121,37 @@ def test_settings_that_are_init_arguments_are_used_unless_init_gives_them(root):
         wandb.init(dir=root, settings={"fork_from": "abc?_step=3"})
 
 
+def test_settings_given_to_setup_are_the_defaults_of_later_inits_and_init_leaves_them_as_they_were(root):
+    wandb.setup(wandb.Settings(project="from-setup", run_name="set-up"))
+    first = wandb.init(dir=root)
+    first.finish()
+    assert (first.project, first.name) == ("from-setup", "set-up")
+    wandb.teardown()
+    settings = wandb.Settings(fork_from="abc?_step=1")
+    for _ in range(2):  # the refusal does not use up the setting
+        with pytest.raises(NotImplementedError, match="forking"):
+            wandb.init(dir=root, settings=settings)
+    assert settings.init_arguments == {"fork_from": "abc?_step=1"}
+
+
+def test_wandb_settings_names_typos_and_bad_values():
+    accepted = wandb.Settings(symlink=False, force=True, docker="img", organization="o", x_label="node-1",
+                              _require_core=True)  # wandb's names, and an old release's private one
+    assert accepted.mplogger_settings == mplogger.Settings()
+    for bad, said in [({"x_workers": 2}, "did you mean 'workers'"), ({"_console": "off"}, "did you mean 'console'"),
+                      ({"x_no_such_thing": 1}, "unknown setting 'x_no_such_thing'")]:
+        with pytest.raises(TypeError, match=said):
+            wandb.Settings(**bad)
+    for bad, said in [({"console": [1]}, r"console=\[1\]"), ({"x_stats_sampling_interval": "abc"}, "seconds"),
+                      ({"x_stats_sampling_interval": 0}, "at least 0.1")]:
+        with pytest.raises(ValueError, match=said):
+            wandb.Settings(**bad)
+    changed = wandb.Settings(project="p")
+    changed.run_name = "later"
+    changed.update(console="off")
+    assert changed.init_arguments == {"project": "p", "name": "later"} and changed.console == "off"
+
+
 def test_wandb_call_signatures_libraries_use(root):
     run = wandb.init(dir=root)
     run.log({"x": 1}, sync=False)  # accelerate passes **kwargs through
@@ -249,6 +280,60 @@ def test_an_attached_run_has_no_summary_of_its_own_and_says_so(tmp_path, root):
                             env=script_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "keeps its summary in the process that called init()" in result.stdout
+
+
+def test_module_functions_on_an_attached_run(tmp_path, root):
+    path = write_script(tmp_path, f"""
+        import multiprocessing
+        import mplogger, mplogger.wandb as wandb
+
+        def child(attach_id):
+            run = wandb._attach(attach_id)
+            wandb.define_metric("child/*", step_metric="child_step")
+            wandb.watch(object())
+            try:
+                wandb.alert(title="t", text="x")
+            except mplogger.UsageError as exc:
+                print("alert:", exc)
+            try:
+                run.log_artifact("x")
+            except NotImplementedError as exc:
+                print("artifact:", exc)
+            wandb.log({{"child_step": 1, "child/loss": 0.5}})
+            wandb.finish()
+            assert wandb.run is None
+
+        if __name__ == "__main__":
+            run = wandb.init(dir={root!r}, id="attfun01")
+            process = multiprocessing.get_context("spawn").Process(target=child, args=(run._attach_id,))
+            process.start()
+            process.join(60)
+            assert process.exitcode == 0
+            wandb.finish()
+    """)
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=90,
+                            env=script_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "alert(): run attfun01 is attached from another process here" in result.stdout
+    assert "artifact: run.log_artifact(): artifacts" in result.stdout
+    assert "is finished by the process that started it" in result.stderr  # the child's finish() only lets go
+    stored = mplogger.Api(root).run("attfun01")
+    assert stored.history()[0]["child/loss"] == 0.5 and stored.state == "finished"
+
+
+def test_the_no_run_placeholders_copy_and_refuse_clearly():
+    import copy
+    import pickle
+
+    assert wandb.config is not None and bool(wandb.config)
+    for made in (copy.copy(wandb.config), copy.deepcopy(wandb.summary)):
+        assert repr(made).startswith("<mplogger.")
+    assert getattr(wandb.config, "_private", "default") == "default"
+    with pytest.raises(mplogger.UsageError, match="len"):
+        len(wandb.config)
+    with pytest.raises(mplogger.UsageError):
+        "key" in wandb.summary  # noqa: B015
+    pickle.dumps(wandb.config)
 
 
 def test_attach_refuses_what_is_not_an_attach_id():

@@ -48,19 +48,23 @@ def __dir__() -> list:
     return sorted(set(globals()) | _LIVE)
 
 
+_from_setup: dict = {}  # init arguments among the settings given to setup(): the defaults of later init() calls
+
+
 def _settings(settings: Any) -> "tuple[Any, dict]":
-    """mplogger's settings and the init arguments in ``settings`` (wandb's, mplogger's or a dict)."""
+    """mplogger's settings and (a copy of) the init arguments in ``settings`` (wandb's, mplogger's or a dict)."""
     if settings is None or isinstance(settings, _mplogger.Settings):
         return settings, {}
     if not isinstance(settings, Settings):
         settings = Settings(**dict(settings))
-    return settings.mplogger_settings, settings.init_arguments
+    return settings.mplogger_settings, dict(settings.init_arguments)
 
 
 @functools.wraps(_mplogger.init)
 def init(*args: Any, settings: Any = None, force: Any = None, tensorboard: Any = None,
          resume_from: Any = None, fork_from: Any = None, **kwargs: Any) -> Any:
     ours, from_settings = _settings(settings)
+    from_settings = {**_from_setup, **from_settings}
     resume_from = from_settings.pop("resume_from", resume_from)
     fork_from = from_settings.pop("fork_from", fork_from)
     if resume_from is not None or fork_from is not None:
@@ -80,12 +84,17 @@ def finish(exit_code: Any = None, quiet: Any = None) -> None:
 
 
 def setup(settings: Any = None) -> None:
-    """Start the manager now (optional: ``init()`` does it); takes wandb's or mplogger's settings."""
-    _mplogger.setup(_settings(settings)[0])
+    """Start the manager now (optional: ``init()`` does it); takes wandb's or mplogger's settings.
+    Init arguments among wandb's settings (``project``, ``run_name``, ...) are kept for later ``init()`` calls."""
+    ours, from_settings = _settings(settings)
+    _from_setup.clear()
+    _from_setup.update(from_settings)
+    _mplogger.setup(ours)
 
 
 def teardown(exit_code: Any = None) -> None:
-    """Finish every open run and stop the manager."""
+    """Finish every open run and stop the manager (and forget what ``setup()`` was given)."""
+    _from_setup.clear()
     _mplogger.teardown(exit_code)
 
 
