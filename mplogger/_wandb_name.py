@@ -54,8 +54,7 @@ def install() -> Any:
     if installed():
         return package
     previous = sys.modules.get("wandb")
-    shim = previous is not None and os.path.dirname(os.path.dirname(getattr(previous, "__file__", None) or "")) == PATH_FOLDER
-    if previous is not None and not shim:
+    if previous is not None and not getattr(previous, "MPLOGGER_STAND_IN", False):
         from mplogger._terminal import termwarn
 
         termwarn("mplogger.wandb.install(): a wandb module was imported before; code that imported it "

@@ -66,6 +66,17 @@ def test_under_mplogger_run_import_wandb_is_mplogger_with_its_package_metadata()
                      "dunder_version": WANDB_VERSION, "spec": True, "has_run": True}
 
 
+def test_the_stand_in_is_told_from_a_real_wandb_wherever_either_lies(tmp_path):
+    copied = tmp_path / "elsewhere"  # e.g. the folder of an installed mplogger, the package from a checkout
+    shutil.copytree(PATH_FOLDER, copied)
+    env = script_env()
+    env["PYTHONPATH"] = os.pathsep.join([str(copied), env["PYTHONPATH"]])
+    result = subprocess.run([sys.executable, "-c", WHICH_WANDB], capture_output=True, text=True, timeout=60,
+                            env=env, cwd=tmp_path)
+    assert seen(result)["name"] == "mplogger.wandb"
+    assert "imported before" not in result.stderr, result.stderr
+
+
 def test_every_python_process_the_job_starts_gets_the_name(tmp_path):
     child = tmp_path / "job.py"
     child.write_text(textwrap.dedent("""

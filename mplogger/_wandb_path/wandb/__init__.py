@@ -1,5 +1,7 @@
 """``import wandb`` under ``mplogger run``: replaces itself with mplogger's compatibility package."""
 
+MPLOGGER_STAND_IN = True  # how install() tells this module from a real wandb imported before
+
 try:
     from mplogger._wandb_name import install
 except ImportError as exc:
