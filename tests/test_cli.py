@@ -579,11 +579,14 @@ NEW_KEYS = """
     run = mplogger.init(dir=sys.argv[1], project="growing")
     print(run.id, flush=True)
     step = 0
-    while step % 50 or not os.path.exists(sys.argv[2]):
+    while (step % 50 or not os.path.exists(sys.argv[2])) and step < 6000:
         run.log({"loss": step, f"k{step // 20}": 1})  # a new key every 20 rows
         step += 1
         if step % 50 == 0:
             time.sleep(0.005)  # bursts: the run grows while it is read, not without bound
+    deadline = time.monotonic() + 60
+    while not os.path.exists(sys.argv[2]) and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll: at most 6000 rows (300 columns), so each export stays quick
     run.finish()
 """
 
