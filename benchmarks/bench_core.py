@@ -59,8 +59,9 @@ perf = time.perf_counter
 
 
 def make_pool() -> List[Dict[str, float]]:
-    """POOL distinct dicts of KEYS floats (keys k0..k9)."""
-    return [{f"k{j}": (i * KEYS + j) * 0.001 + 0.5 for j in range(KEYS)} for i in range(POOL)]
+    """POOL distinct dicts of keys_now() floats (keys k0..k9 by default)."""
+    keys = keys_now()
+    return [{f"k{j}": (i * keys + j) * 0.001 + 0.5 for j in range(keys)} for i in range(POOL)]
 
 
 def empty_loop_us(n: int) -> float:

@@ -9,7 +9,10 @@ Sections (each prints its own table; ``--only`` picks some):
 - ``scenarios``: memory under back-pressure, a CPU-bound loop, wide rows, a sweep of short runs,
   exit time (:mod:`benchmarks.scenarios`);
 - ``peers``: wandb (offline), MLflow, tensorboardX and trackio when installed, on the same
-  workload, each result read back with the tool's own reader (:mod:`benchmarks.peers`).
+  workload, each result read back with the tool's own reader (:mod:`benchmarks.peers`);
+- ``store``: writing 10^5 and 10^6 rows, reading them back (one key, every key, pandas), the
+  HTML report, the CSV export, bytes a row and peak RSS, each as a ratio to its floor measured in
+  the same run, and how each grows from the smaller size to the larger (:mod:`benchmarks.bench_store`).
 
 Every section verifies that every record arrived. ``--n``, ``--keys``, ``--repeats`` and
 ``--batch-sizes`` size the runs; ``--json`` writes all figures; a PNG chart is drawn when
@@ -28,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from benchmarks.common import machine, write_results
 
-SECTIONS = ("core", "transports", "scenarios", "peers")
+SECTIONS = ("core", "transports", "scenarios", "peers", "store")
 KEYS_VARIABLE = "MPLOGGER_BENCH_KEYS"
 
 
@@ -77,8 +80,18 @@ def _peers(o: Options) -> Dict[str, Any]:
     return {"figures": results, "table": peers.format_peers(results)}
 
 
+def _store(o: Options) -> Dict[str, Any]:
+    from benchmarks import bench_store
+
+    small, large = bench_store.QUICK_SIZES if o.quick else bench_store.SIZES
+    large = o.n or large  # --n: the larger size
+    sizes = (small, large) if small < large else (max(1, large // 10), large)
+    result = bench_store.collect(sizes=sizes, repeats=o.repeats or 1, progress=not o.quick)
+    return {"figures": result, "table": bench_store.render(result)}
+
+
 RUNNERS: Dict[str, Callable[[Options], Dict[str, Any]]] = {
-    "core": _core, "transports": _transports, "scenarios": _scenarios, "peers": _peers,
+    "core": _core, "transports": _transports, "scenarios": _scenarios, "peers": _peers, "store": _store,
 }
 
 
@@ -142,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: seconds, not minutes")
     parser.add_argument("--only", metavar="SECTIONS", help=f"comma list of {', '.join(SECTIONS)}")
-    parser.add_argument("--n", type=int, help="rows per measurement (core, transports, peers)")
+    parser.add_argument("--n", type=int, help="rows per measurement (core, transports, peers; store: the larger of its two sizes)")
     parser.add_argument("--keys", type=int, help="float keys per row (default 10; every section)")
     parser.add_argument("--repeats", type=int, help="fresh-process repeats per measurement")
     parser.add_argument("--batch-sizes", help="comma list of batch sizes for the transports")

@@ -2,7 +2,7 @@
 
 Each scenario runs in fresh Python subprocesses (``sys.executable``), against a store in a
 temporary folder that is removed afterwards, and verifies what it logged by reading the stored
-row counts back (``mplogger.Api(root).run(id).rows`` and a ``COUNT(*)`` of the history table):
+row counts back (``mplogger.Api(root).run(id).rows`` and the store's ``_store.stored_rows``):
 a missing row fails the scenario loudly (:class:`ScenarioFailed`). Figures are reported, never
 asserted against targets.
 
@@ -145,12 +145,13 @@ def make_pool(keys: int = KEYS, size: int = POOL) -> List[Dict[str, float]]:
 
 
 def count_history(root: str, run_id: str) -> int:
-    """The rows of ``run_id`` in the history table of the store ``root``, counted by SQLite itself."""
-    import sqlite3
+    """The rows of ``run_id`` stored in the store ``root``, counted by the store's own function on a
+    fresh read-only connection (independent of the ``runs.rows`` field ``Api`` reports)."""
+    from mplogger import _store
 
-    conn = sqlite3.connect(f"file:{os.path.join(root, 'mplogger.db')}?mode=ro", uri=True, timeout=30)
+    conn = _store.connect_reader(root)
     try:
-        return conn.execute("SELECT COUNT(*) FROM history WHERE run_id = ?", (run_id,)).fetchone()[0]
+        return _store.stored_rows(conn, run_id)
     finally:
         conn.close()
 
@@ -173,7 +174,7 @@ def verify_runs(root: str, expected: Dict[str, int]) -> Dict[str, Any]:
             states[stored.state] = states.get(stored.state, 0) + 1
             if stored.rows != rows or counted != rows or stored.state != "finished":
                 problems.append(f"run {run_id}: logged {rows}, runs.rows={stored.rows}, "
-                                f"history COUNT(*)={counted}, state={stored.state}")
+                                f"stored_rows={counted}, state={stored.state}")
     finally:
         api.close()
     if problems:
@@ -929,7 +930,7 @@ def format_scenarios(results: Dict[str, Dict[str, Any]]) -> str:
         rows_info = result.get("rows", {})
         extra = f", {result['runs_verified']} runs" if "runs_verified" in result else ""
         out.append(f"  verified: {rows_info.get('stored')} of {rows_info.get('expected')} rows stored{extra}"
-                   f" (runs.rows and COUNT(*) of history agree); scenario wall {result.get('wall_s', 0):.1f} s")
+                   f" (runs.rows and the stored history rows agree); scenario wall {result.get('wall_s', 0):.1f} s")
         load = result.get("loadavg_1min")
         if load:
             out.append(f"  machine load average (1 min) before/after: {load['before']:.2f} / {load['after']:.2f}")

@@ -24,7 +24,6 @@ from mplogger._terminal import printable
 
 __all__ = ["Finding", "delete_run", "doctor", "process_alive", "summary_line"]
 
-RUN_TABLES = ("history", "output", "system_metrics", "alerts")
 
 
 def process_alive(pid: Optional[int], since: float) -> bool:
@@ -86,16 +85,18 @@ def _transaction(root: str, commit: bool = True,
     conn = _store.connect(root, create=False) if commit else _store.connect_reader(root)
     try:
         try:
-            _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE" if commit else "BEGIN"))
+            _store.begin(conn, write=commit)
         except sqlite3.OperationalError as exc:
             if "readonly" in str(exc):
                 raise _read_only(root, refused) from exc
             raise
         yield conn
-        conn.execute("COMMIT" if commit else "ROLLBACK")
+        if commit:
+            _store.commit(conn)
+        else:
+            _store.rollback(conn)
     except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        _store.rollback(conn)
         raise
     finally:
         conn.close()
@@ -118,9 +119,7 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
             raise RuntimeError(
                 f"run {run_id} is still running (pid {record['pid']}); finish it first, "
                 "or delete it anyway with force")
-        counts = {table: conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,)).rowcount
-                  for table in RUN_TABLES}
-        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        counts = _store.delete_run_rows(conn, run_id)
     shutil.rmtree(folder, ignore_errors=True)
     return counts
 
@@ -162,8 +161,7 @@ def _integrity(root: str) -> Finding:
     try:
         conn = _store.connect_reader(root)
         try:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            problems, version = _store.integrity(conn)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -172,22 +170,21 @@ def _integrity(root: str) -> Finding:
         return Finding("integrity", False, "; ".join(problems[:10]))
     if version is None:
         return Finding("integrity", False, "no schema version: this is not an mplogger store")
-    return Finding("integrity", True, f"SQLite integrity check passed (schema {version[0]})")
+    return Finding("integrity", True, f"SQLite integrity check passed (schema {version})")
 
 
 def _bad_ids(conn: sqlite3.Connection) -> List[Finding]:
     """Run rows whose id is not a usable run id: readers skip them; reported (escaped), left as they are."""
     return [Finding("ids", False, printable(f"a run row has the id {run_id!r}, which is not a usable run id; "
                                             "readers skip it (left as it is)"))
-            for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY created") if not _store.is_run_id(run_id)]
+            for run_id in _store.run_ids(conn, newest_first=False) if not _store.is_run_id(run_id)]
 
 
 def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
     """Runs still marked running: crashed when their process on this host is gone."""
     host = socket.gethostname()
     found = []
-    rows = conn.execute("SELECT id, host, pid, updated FROM runs WHERE state = 'running'")
-    for run_id, run_host, pid, updated in rows.fetchall():
+    for run_id, run_host, pid, updated in _store.running_runs(conn):
         if run_host != host:
             found.append(Finding("running", True, f"running on host {run_host!r}; cannot check its "
                                  "process from here", run_id=run_id))
@@ -195,8 +192,7 @@ def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
             found.append(Finding("running", True, f"running, process {pid} alive", run_id=run_id))
         else:
             if repair:
-                conn.execute("UPDATE runs SET state = 'crashed', finished = ? WHERE id = ? AND state = 'running'",
-                             (updated, run_id))
+                _store.mark_run_crashed(conn, run_id, updated)
             found.append(Finding("running", False, f"marked running, but its process {pid} is gone"
                                  + ("; marked crashed" if repair else ""), repair, run_id))
     return found
@@ -205,14 +201,11 @@ def _stuck_runs(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
 def _row_counts(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
     """Runs whose row count or last step disagree with their stored history."""
     found = []
-    rows = conn.execute(
-        "SELECT r.id, r.rows, r.last_step, count(h.seq), max(h.step), r.state FROM runs r "
-        "LEFT JOIN history h ON h.run_id = r.id GROUP BY r.id").fetchall()
-    for run_id, counted, last_step, stored, max_step, state in rows:
+    for run_id, counted, last_step, stored, max_step, state in _store.row_counts(conn):
         if state == "running" or counted == stored:
             continue
         if repair:
-            conn.execute("UPDATE runs SET rows = ?, last_step = ? WHERE id = ?", (stored, max_step, run_id))
+            _store.set_row_count(conn, run_id, stored, max_step)
         found.append(Finding("rows", False, f"run says {counted} rows, history holds {stored}"
                              + ("; corrected" if repair else ""), repair, run_id))
     return found
@@ -221,12 +214,11 @@ def _row_counts(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
 def _orphans(conn: sqlite3.Connection, repair: bool) -> List[Finding]:
     """Rows in run tables whose run record is gone (e.g. a delete interrupted by a crash)."""
     found = []
-    for table in RUN_TABLES:
-        count = conn.execute(
-            f"SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)").fetchone()[0]
+    for table in _store.RUN_TABLES:
+        count = _store.orphan_count(conn, table)
         if count:
             if repair:
-                conn.execute(f"DELETE FROM {table} WHERE run_id NOT IN (SELECT id FROM runs)")
+                _store.delete_orphans(conn, table)
             found.append(Finding("orphans", False, f"{count} {table} rows belong to no run"
                                  + ("; deleted" if repair else ""), repair))
     return found
@@ -239,7 +231,7 @@ def _stray_folders(root: str) -> List[Finding]:
         return []
     conn = _store.connect_reader(root)
     try:
-        known = {row[0] for row in conn.execute("SELECT id FROM runs")}
+        known = set(_store.run_ids(conn))
     finally:
         conn.close()
     return [_stray_folder(runs_dir, name) for name in sorted(os.listdir(runs_dir)) if name not in known]

@@ -24,7 +24,7 @@ from mplogger._filters import check_filters, matches
 from mplogger._settings import resolve_root
 from mplogger._media import load_media
 from mplogger._terminal import printable, termwarn
-from mplogger._values import flatten, from_json, pick
+from mplogger._values import flatten, from_json
 
 __all__ = ["Api", "Runs", "StoredRun", "STATES"]
 
@@ -58,8 +58,7 @@ class Api:
         """False while the folder has no database yet, or its first writer has not created the tables."""
         if self._conn is None and not _store.has_database(self.root):
             return False
-        return self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone() is not None
+        return _store.runs_table_ready(self.conn)
 
     def _usable(self, run_id: Any) -> bool:
         """Whether a stored id is a usable run id; a warning (once) names one that is not."""
@@ -99,20 +98,8 @@ class Api:
         wanted_tags = _as_list("tags", tags)
         if not self._ready():
             return Runs([])
-        where = []
-        if project is not None:  # "entity/project" names the project; a project may hold "/" itself
-            where.append(("project IN (?, ?)", (project, project.rsplit("/", 1)[-1])))
-        if group is not None:
-            where.append(("run_group = ?", (group,)))
-        if states:
-            where.append((f"state IN ({', '.join('?' * len(states))})", tuple(states)))
-        query = f"SELECT {', '.join(_store.RUN_COLUMNS)} FROM runs"
-        if where:
-            query += " WHERE " + " AND ".join(clause for clause, _ in where)
-        query += " ORDER BY created DESC, id"
-        params = tuple(value for _, values in where for value in values)
-        found = (self._load(dict(zip(_store.RUN_COLUMNS, row))) for row in self.conn.execute(query, params)
-                 if self._usable(row[0]))
+        found = (self._load(record) for record in _store.select_runs(self.conn, project, group, states)
+                 if self._usable(record["id"]))
         return Runs(run for run in found if run is not None
                     and set(wanted_tags) <= set(run.tags)
                     and (filters is None or matches(run, filters))
@@ -130,8 +117,7 @@ class Api:
         record = _store.fetch_run(self.conn, run_id) if self._ready() else None
         if record is not None:
             return StoredRun(self, record)
-        known = [row[0] for row in self.conn.execute("SELECT id FROM runs ORDER BY created DESC")
-                 if self._usable(row[0])] if self._ready() else []
+        known = [run_id for run_id in _store.run_ids(self.conn) if self._usable(run_id)] if self._ready() else []
         prefixed = [k for k in known if k.startswith(run_id)]
         if len(prefixed) == 1:
             return self.run(prefixed[0])
@@ -266,10 +252,11 @@ class StoredRun:
         return max(0.0, end - self.created)
 
     def scan_history(self, keys: Optional[Sequence[str]] = None, page_size: int = 1000) -> Iterator[Dict[str, Any]]:
-        """Every row in step order, read page by page (for large runs).
+        """Every row in step order, read block by block (for large runs).
 
         With ``keys``, only rows that have every one of them, each with just those keys (dotted
-        keys reach into nested dicts) plus ``_step``, ``_timestamp`` and ``_runtime``.
+        keys reach into nested dicts) plus ``_step``, ``_timestamp`` and ``_runtime``; only the
+        columns of those keys are read.
         """
         return self._scan(keys, page_size, load_media=True)
 
@@ -281,40 +268,24 @@ class StoredRun:
         being written cannot keep it going.
         """
         last = self._last_seq() if until is None else until
-        for _, values in self._rows_after(0, page_size, load_media, until=last):
-            if keys is not None:
-                try:
-                    picked = {key: pick(values, key) for key in keys}
-                except KeyError:
-                    continue
-                picked.update(_step=values["_step"], _timestamp=values["_timestamp"], _runtime=values["_runtime"])
-                values = picked
-            yield values
+        if keys is None:
+            for _, values in self._rows_after(0, page_size, load_media, until=last):
+                yield values
+            return
+        for page, media in _store.read_keys(self._api.conn, self.id, _as_list("keys", keys), until_seq=last):
+            if load_media and media:
+                page = [self._load_media(row) for row in page]
+            yield from page
 
     def _last_seq(self) -> int:
         """The sequence number of the last stored row (0 for none)."""
-        return self._api.conn.execute("SELECT coalesce(max(seq), 0) FROM history WHERE run_id = ?",
-                                      (self.id,)).fetchone()[0]
+        return _store.last_seq(self._api.conn, self.id)
 
     def _rows_after(self, after: int, page_size: int = 1000, load_media: bool = True,
                     until: Optional[int] = None) -> Iterator[Tuple[int, Dict[str, Any]]]:
         """(seq, row) for every stored row after sequence number ``after`` (up to ``until``), in order."""
-        conn = self._api.conn
-        while True:
-            page = conn.execute(
-                "SELECT seq, step, timestamp, runtime, data FROM history "
-                "WHERE run_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (self.id, after, until if until is not None else 2 ** 62, page_size),
-            ).fetchall()
-            for seq, step, timestamp, runtime, data in page:
-                values = from_json(data)
-                if load_media and '"_type"' in data:  # media references: objects or file paths
-                    values = self._load_media(values)
-                values.update(_step=step, _timestamp=timestamp, _runtime=runtime)
-                yield seq, values
-            if len(page) < page_size:
-                return
-            after = page[-1][0]
+        for seq, values, media in _store.scan_rows(self._api.conn, self.id, after, until):
+            yield seq, (self._load_media(values) if load_media and media else values)
 
     def _load_media(self, values: Dict[str, Any]) -> Dict[str, Any]:
         return {key: self._load_value(value) for key, value in values.items()}
@@ -329,22 +300,24 @@ class StoredRun:
 
     def output(self, meta: bool = False) -> List[Any]:
         """What the run printed, line by line; ``meta=True``: (timestamp, stream, line) tuples."""
-        rows = self._api.conn.execute(
-            "SELECT timestamp, stream, line FROM output WHERE run_id = ? ORDER BY rowid", (self.id,))
-        return [tuple(row) for row in rows] if meta else [row[2] for row in rows]
+        rows = _store.output_rows(self._api.conn, self.id)
+        return rows if meta else [row[2] for row in rows]
 
     def system_metrics(self) -> List[Dict[str, Any]]:
         """The system metrics sampled while the run was open, each with ``_timestamp``."""
-        rows = self._api.conn.execute(
-            "SELECT timestamp, data FROM system_metrics WHERE run_id = ? ORDER BY timestamp", (self.id,))
-        return [{**from_json(data), "_timestamp": timestamp} for timestamp, data in rows]
+        return [{**from_json(data), "_timestamp": timestamp}
+                for timestamp, data in _store.system_rows(self._api.conn, self.id)]
 
     def history(self, keys: Optional[Sequence[str]] = None, pandas: bool = False) -> Any:
-        """All rows as a list of dicts, or a pandas DataFrame with ``pandas=True``."""
-        rows = list(self.scan_history(keys))
+        """All rows (with ``keys``: the rows holding them, as :meth:`scan_history`) as a list of
+        dicts, or as a pandas DataFrame with ``pandas=True`` (built from columns)."""
         if not pandas:
-            return rows
-        return _pandas("history(pandas=True)").DataFrame(rows)
+            return list(self.scan_history(keys))
+        pd = _pandas("history(pandas=True)")
+        table, media = _store.read_table(self._api.conn, self.id, None if keys is None else _as_list("keys", keys))
+        for key in media:
+            table[key] = [self._load_value(value) for value in table[key]]
+        return pd.DataFrame(table)
 
     _TABLE_FIELDS = ("id", "name", "project", "group", "job_type", "state", "tags", "created",
                      "finished", "duration", "rows", "host")
@@ -373,15 +346,7 @@ class StoredRun:
 
     def _last_row(self) -> Optional[Dict[str, Any]]:
         """The last stored row (with ``_step``, ``_timestamp``, ``_runtime``), or None."""
-        row = self._api.conn.execute(
-            "SELECT step, timestamp, runtime, data FROM history WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
-            (self.id,),
-        ).fetchone()
-        if row is None:
-            return None
-        values = from_json(row[3])
-        values.update(_step=row[0], _timestamp=row[1], _runtime=row[2])
-        return values
+        return _store.last_row(self._api.conn, self.id)
 
     def _view(self, latest: bool = True) -> Dict[str, Any]:
         """What the notebook display shows (see :mod:`mplogger._display`)."""

@@ -10,7 +10,6 @@ import itertools
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import threading
 import time
 from typing import Callable, Dict, List, Optional
@@ -19,6 +18,7 @@ from mplogger import _launch, _manager
 from mplogger._channel import QueueReader, QueueWriter, close_queue, remove_fifo_folder, unlink_semaphore_names
 from mplogger._errors import ManagerError, add_note, describe_exit, expect, unpack_exception
 from mplogger._messages import (
+    pack_rows,
     PROTOCOL_VERSION,
     ConsoleLines,
     ErrorReply,
@@ -264,7 +264,7 @@ class RunSender:
     batch. Taking and sending happen under one lock, so batches leave in order.
     """
 
-    __slots__ = ("client", "run_id", "size", "rows", "lock", "lines", "sent")
+    __slots__ = ("client", "run_id", "size", "rows", "lock", "lines", "sent", "observe")
 
     def __init__(self, client: Client, run_id: str, size: int) -> None:
         self.client = client
@@ -274,6 +274,7 @@ class RunSender:
         self.lines: list = []  # captured console output: (timestamp, stream, text)
         self.lock = threading.Lock()
         self.sent = 0  # rows in the pipe so far: a child given the run now is ordered after them
+        self.observe: Optional[Callable[[list, int], None]] = None  # told of each batch of rows sent
 
     def send(self) -> None:
         """Send what is buffered now (the caller then checks the run for errors)."""
@@ -309,10 +310,12 @@ class RunSender:
         count = len(rows)
         if not count:
             return
-        payload = pickle.dumps(rows[:count], pickle.HIGHEST_PROTOCOL)
+        payload, columns = pack_rows(rows[:count])
         # the rows leave the buffer only once they are in the pipe (with Ctrl-C held back)
-        self.client.send(LogBatch(self.run_id, payload, count), lambda: self._sent(count), timeout)
+        self.client.send(LogBatch(self.run_id, payload, count, columns=columns), lambda: self._sent(count), timeout)
 
     def _sent(self, count: int) -> None:
+        if self.observe is not None:
+            self.observe(self.rows, count)
         del self.rows[:count]
         self.sent += count

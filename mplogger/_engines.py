@@ -72,6 +72,7 @@ from types import SimpleNamespace
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
                     Set, Tuple)
 
+from mplogger import _store
 from mplogger._errors import Error
 from mplogger._values import flatten
 
@@ -137,25 +138,94 @@ def _utf8(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _rows(run: "StoredRun") -> Iterator[Dict[str, Any]]:
-    """The run's rows, page by page, media left as references: a missing media file must not stop an export."""
-    return run._scan(None, load_media=False)
+def _history_points(run: "StoredRun", skipped: Dict[str, int]) -> Iterator[Tuple[int, float, List[Point]]]:
+    """Each history row as (step, timestamp, numeric points), counting in ``skipped`` the values
+    that are not numbers. Read block by block, a column at a time (only dict-valued columns are
+    flattened value by value), media left as references: a missing media file must not stop an
+    export. The rows are those stored when it starts. Rows of mplogger 0.1 come first, row by row.
+    """
+    conn, until = run._api.conn, run._last_seq()
+    for _, row, _ in _store.legacy_rows(conn, run.id, until):
+        step, timestamp = row.pop("_step"), row.pop("_timestamp")
+        row.pop("_runtime", None)
+        points: List[Point] = []
+        for key, value in flatten(row).items():
+            _add_point(points, skipped, _utf8(key), value)
+        yield step, timestamp, points
+    nested = set(_store.object_keys(conn, run.id))
+    for block in _store.block_columns(conn, run.id, None, until):
+        yield from _block_points(block, nested, skipped)
+
+
+def _add_point(points: List[Point], skipped: Dict[str, int], key: str, value: Any) -> None:
+    number = _number(value)
+    if number is None:
+        skipped[key] = skipped.get(key, 0) + 1
+    else:
+        points.append((key, number))
+
+
+def _block_points(block: "_store.BlockColumns", nested: Set[str],
+                  skipped: Dict[str, int]) -> Iterator[Tuple[int, float, List[Point]]]:
+    """One block's rows as (step, timestamp, points), each row's points in its keys' order."""
+    rows = block.rows
+    order = [key for key in _store.decode_column(block.info.keys) if key in block.columns]
+    order += [key for key in block.columns if key not in set(order)]
+    stamps, _ = block.info.times()
+    steps = block.info.step_list()[:rows]
+    dicts = [key for key in order if key in nested]
+    if any(other.startswith(key + ".") for key in dicts for other in order):  # two keys may flatten to one name
+        yield from zip(steps, stamps, _flattened_points(block, order, skipped))
+        return
+    per_row: List[List[Point]] = [[] for _ in range(rows)]
+    for key in order:
+        offsets, values = block.columns[key]
+        positions = range(rows) if offsets is None else offsets
+        if key in nested:
+            for position, value in zip(positions, values):
+                items = flatten(value, key + ".").items() if _flattens(value) else ((key, value),)
+                for name, item in items:
+                    _add_point(per_row[position], skipped, _utf8(name), item)
+        else:
+            name = _utf8(key)
+            if set(map(type, values)) == _FLOAT:
+                for position, value in zip(positions, values):
+                    per_row[position].append((name, value))
+            else:
+                for position, value in zip(positions, values):
+                    _add_point(per_row[position], skipped, name, value)
+    yield from zip(steps, stamps, per_row)
+
+
+def _flattened_points(block: "_store.BlockColumns", order: Sequence[str],
+                      skipped: Dict[str, int]) -> List[List[Point]]:
+    """Each row of the block rebuilt and flattened (where a later key wins a name two keys share)."""
+    rows: List[Dict[str, Any]] = [{} for _ in range(block.rows)]
+    for key in order:
+        offsets, values = block.columns[key]
+        for position, value in zip(range(block.rows) if offsets is None else offsets, values):
+            rows[position][key] = value
+    per_row = []
+    for row in rows:
+        points: List[Point] = []
+        for key, value in flatten(row).items():
+            _add_point(points, skipped, _utf8(key), value)
+        per_row.append(points)
+    return per_row
+
+
+_FLOAT = {float}
+
+
+def _flattens(value: Any) -> bool:
+    """Whether :func:`flatten` spreads ``value`` into dotted keys (a dict that is not media nor empty)."""
+    return isinstance(value, Mapping) and bool(value) and "_type" not in value
 
 
 def _points(run: "StoredRun", tally: _Tally, progress: Progress) -> Iterator[Tuple[int, float, List[Point]]]:
     """Each history row as (step, timestamp, numeric points), counting in ``tally`` what is skipped."""
     pending = 0
-    for row in _rows(run):
-        step, timestamp = row.pop("_step"), row.pop("_timestamp")
-        row.pop("_runtime", None)
-        points: List[Point] = []
-        for key, value in flatten(row).items():
-            key = _utf8(key)
-            number = _number(value)
-            if number is None:
-                tally.skipped[key] = tally.skipped.get(key, 0) + 1
-            else:
-                points.append((key, number))
+    for step, timestamp, points in _history_points(run, tally.skipped):
         tally.last_step = max(tally.last_step, step)
         tally.last_time = timestamp if tally.last_time is None else max(tally.last_time, timestamp)
         yield step, timestamp, points

@@ -3,8 +3,10 @@
 The report is one file that needs no network when viewed: charts are inline SVG drawn here (they
 render with scripts off), the styles and the small hover script are inline, a Content-Security-
 Policy forbids every fetch, and every text taken from the store is HTML-escaped. Histories are
-streamed and downsampled per series as they are read (min and max per bucket), so memory stays
-bounded by ``max_points`` per series whatever the number of rows.
+read key by key and downsampled per series as they are read (min and max per bucket), so memory
+stays bounded by ``max_points`` per series whatever the number of rows; a key stored in many
+blocks is read from the minimum, maximum, first and last value the store keeps per block, not
+point by point.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+from mplogger import _store
 from mplogger._display import format_duration, format_time, format_value
 from mplogger._values import flatten
 
@@ -59,6 +62,7 @@ _STEPS = _XKind("step", integer=True, css="charts")
 _SECONDS = _XKind("s", integer=False, css="charts small")
 
 _Point = Tuple[float, Optional[float]]  # (x, y); y None marks a gap (NaN or infinity)
+_FLOATS = {float}
 
 
 # --- downsampling ----------------------------------------------------------------------------
@@ -102,6 +106,22 @@ class _Bucket:
             self._gap(x)
         return self
 
+    def add_many(self, xs: Sequence[float], ys: Sequence[float], start: int, end: int) -> None:
+        """``add`` each of ``xs[start:end]``, ``ys[start:end]`` (floats), in one go when all are plottable."""
+        chunk = ys[start:end]
+        total = sum(chunk)
+        if total - total == 0:  # no NaN or infinity (an overflow only sends it the slow way)
+            lo, hi = min(chunk), max(chunk)
+            if -_LARGEST <= lo and hi <= _LARGEST:
+                self.n += len(chunk)
+                if self.lo is None or lo < self.lo[1]:
+                    self.lo = (xs[start + chunk.index(lo)], lo)
+                if self.hi is None or hi > self.hi[1]:
+                    self.hi = (xs[start + chunk.index(hi)], hi)
+                return
+        for x, y in zip(xs[start:end], chunk):
+            self.add(x, y if -_LARGEST <= y <= _LARGEST else math.inf)
+
     def points(self) -> List[_Point]:
         found: List[_Point] = [] if self.lo is None else [self.lo]
         if self.hi is not None and self.hi != self.lo:
@@ -122,6 +142,7 @@ class _Series:
         self.count = 0
         self.width = 1
         self.buckets: List[_Bucket] = []
+        self.summarised = False  # fed with per-block summaries, not every point
 
     def add(self, x: float, y: float) -> None:
         self.count += 1
@@ -129,6 +150,23 @@ class _Series:
         if last is None or last.n >= self.width:
             last = self._open_bucket()
         last.add(x, y)
+
+    def extend(self, xs: Sequence[float], ys: Sequence[float]) -> None:
+        """``add`` each (x, y) of ``xs`` and ``ys`` (floats, as :func:`_number` gives them), a
+        bucket's worth at a time."""
+        start, end = 0, len(ys)
+        while start < end:
+            last = self.buckets[-1] if self.buckets else None
+            if last is None or last.n >= self.width:
+                last = self._open_bucket()
+            stop = min(end, start + self.width - last.n)
+            if stop - start == 1:
+                y = ys[start]
+                last.add(xs[start], y if -_LARGEST <= y <= _LARGEST else math.inf)
+            else:
+                last.add_many(xs, ys, start, stop)
+            self.count += stop - start
+            start = stop
 
     def _open_bucket(self) -> _Bucket:
         """A new last bucket, or the merged last one once the buckets are full."""
@@ -153,7 +191,7 @@ class _Series:
 
     @property
     def downsampled(self) -> bool:
-        return self.width > 1
+        return self.width > 1 or self.summarised
 
     def points(self) -> List[_Point]:
         return [point for bucket in self.buckets for point in bucket.points()]
@@ -189,6 +227,14 @@ def _metric_values(row: Mapping[str, Any]) -> Iterator[Tuple[str, float]]:
             yield key, number
 
 
+def _without_media(value: Any) -> Any:
+    """A stored value with its media references (dicts with ``_type``) as None: their fields are
+    not metrics (read with media loaded, they are media objects, which have no numbers)."""
+    if type(value) is dict:
+        return None if "_type" in value else {key: _without_media(item) for key, item in value.items()}
+    return value
+
+
 class _Charts:
     """Series per metric per run, in the order metrics are first seen."""
 
@@ -198,25 +244,158 @@ class _Charts:
 
     def add(self, run_index: int, x: float, row: Mapping[str, Any]) -> None:
         for key, y in _metric_values(row):
-            by_run = self.metrics.setdefault(key, {})
-            series = by_run.get(run_index)
-            if series is None:
-                series = by_run[run_index] = _Series(self.max_points)
-            series.add(x, y)
+            self.series(key, run_index).add(x, y)
+
+    def series(self, key: str, run_index: int) -> _Series:
+        """The series of ``key`` for run ``run_index``, made when first asked for."""
+        by_run = self.metrics.setdefault(key, {})
+        series = by_run.get(run_index)
+        if series is None:
+            series = by_run[run_index] = _Series(self.max_points)
+        return series
+
+
+class _RowsRead:
+    """Tells ``progress`` the rows read while a run is read key by key: ``rows`` in all, spread
+    over ``parts`` passes (one per key), so the counts add up to the rows whatever the keys."""
+
+    def __init__(self, progress: Optional[Callable[[int], None]], rows: int, parts: int) -> None:
+        self.progress, self.rows, self.parts = progress, rows, max(1, parts)
+        self.told = 0
+        self.part = 0
+
+    def within(self, done: int, of: int) -> None:
+        """The current pass has read ``done`` of its ``of`` rows."""
+        share = (self.part + (min(done, of) / of if of else 1.0)) / self.parts
+        self._tell(int(self.rows * share))
+
+    def next_part(self) -> None:
+        self.part += 1
+        self._tell(self.rows * self.part // self.parts)
+
+    def finish(self) -> None:
+        self._tell(self.rows)
+
+    def _tell(self, total: int) -> None:
+        total = min(total, self.rows)
+        if self.progress is not None and total - self.told >= (PROGRESS_EVERY if total < self.rows else 1):
+            self.progress(total - self.told)
+            self.told = total
 
 
 def _read_history(charts: _Charts, index: int, run: "StoredRun",
                   progress: Optional[Callable[[int], None]]) -> None:
-    """Stream one run's history into ``charts`` (x = ``_step``), telling ``progress`` the rows read."""
+    """Read one run's history into ``charts`` (x = ``_step``) key by key, telling ``progress`` the rows read.
+
+    A key stored in few blocks is read point by point; one in many blocks (at least half as
+    many as a chart keeps points) from the blocks' minimum, maximum, first and last values,
+    which keeps each stretch's extremes as downsampling would. Keys holding dicts are read
+    value by value and charted by dotted key. Rows of mplogger 0.1 are read row by row first.
+    The run's new metrics take their places in the order of their first numbers.
+    """
+    conn = run._api.conn
+    until = run._last_seq()
     pending = 0
-    for row in run.scan_history():
-        charts.add(index, row["_step"], row)
+    for _, row, media in _store.legacy_rows(conn, run.id, until):
+        charts.add(index, row["_step"], _without_media(row) if media else row)
         pending += 1
         if progress is not None and pending >= PROGRESS_EVERY:
             progress(pending)
             pending = 0
     if progress is not None and pending:
         progress(pending)
+    rows = _store.block_rows(conn, run.id, until)
+    keys = [key for key in _store.block_keys(conn, run.id, until) if not key.startswith("_")]
+    reader = _KeyReader(charts, index, conn, run.id, until, _RowsRead(progress, rows, len(keys)))
+    if rows:
+        known = list(charts.metrics)
+        nested = set(_store.object_keys(conn, run.id))
+        for rank, key in enumerate(keys):
+            if key in nested:
+                reader.values(key, rank)
+            else:
+                summaries = _store.column_summaries(conn, run.id, key)
+                if len(summaries) >= max(1, charts.max_points // 2):
+                    reader.summaries(key, rank, summaries)
+                else:
+                    reader.points(key, rank)
+            reader.told.next_part()
+        before = set(known)
+        new = sorted((metric for metric in charts.metrics if metric not in before),
+                     key=lambda metric: reader.first.get(metric, (math.inf,)))
+        charts.metrics = {metric: charts.metrics[metric] for metric in known + new}
+    reader.told.finish()
+
+
+class _KeyReader:
+    """Reads one run's keys into ``charts``, noting where each new metric got its first number
+    (step, the key's rank, its place among a dict's keys): the order a row-by-row read finds them."""
+
+    def __init__(self, charts: _Charts, index: int, conn: Any, run_id: str, until: int, told: _RowsRead) -> None:
+        self.charts, self.index, self.conn, self.run_id, self.until, self.told = charts, index, conn, run_id, until, told
+        self.first: Dict[str, Tuple[float, int, int]] = {}
+
+    def _blocks(self, key: str) -> Iterator[Tuple[Sequence[int], List[Any]]]:
+        """(steps, values) of each block holding ``key``, telling progress the rows passed."""
+        done = 0
+        for block in _store.block_columns(self.conn, self.run_id, [key], self.until):
+            done += block.rows
+            column = block.columns.get(key)
+            if column is not None:
+                offsets, values = column
+                steps = block.info.step_list()
+                yield (steps[:block.rows] if offsets is None else [steps[offset] for offset in offsets]), values
+            self.told.within(done, self.told.rows)
+
+    def _series(self, metric: str, x: float, rank: int, place: int = 0) -> _Series:
+        self.first.setdefault(metric, (x, rank, place))
+        return self.charts.series(metric, self.index)
+
+    def points(self, key: str, rank: int) -> None:
+        """Every point of a key of numbers."""
+        for xs, values in self._blocks(key):
+            if set(map(type, values)) != _FLOATS:
+                numbers = [(x, _number(value)) for x, value in zip(xs, values)]
+                xs = [x for x, number in numbers if number is not None]
+                values = [number for _, number in numbers if number is not None]
+            if values:
+                self._series(key, xs[0], rank).extend(xs, values)
+
+    def values(self, key: str, rank: int) -> None:
+        """A key whose values include dicts: each value's numbers by dotted key, as a row's are."""
+        for xs, values in self._blocks(key):
+            for x, value in zip(xs, values):
+                for place, (metric, y) in enumerate(_metric_values({key: _without_media(value)})):
+                    self._series(metric, x, rank, place).add(x, y)
+
+    def summaries(self, key: str, rank: int, summaries: Sequence[tuple]) -> None:
+        """A long key from its per-block summaries: each block's first and last value at its
+        first and last step, and its minimum and maximum in between (the one nearer the first
+        value first); a block without a finite number is a gap."""
+        xs: List[float] = []
+        ys: List[float] = []
+        count = 0
+        start = math.inf
+        for first_step, last_step, values, low, high, first, last in summaries:
+            count += values
+            if low is None:
+                xs.append((first_step + last_step) // 2)
+                ys.append(math.inf)
+                continue
+            start = min(start, first_step)
+            span = last_step - first_step
+            early, late = (high, low) if first is not None and last is not None and first >= last else (low, high)
+            for x, y in ((first_step, first), (first_step + span // 3, early), (first_step + 2 * span // 3, late),
+                         (last_step, last)):
+                if y is not None:
+                    xs.append(x)
+                    ys.append(_number(float(y)))
+        if start == math.inf:  # no number at all: nothing to draw
+            return
+        series = self._series(key, start, rank)
+        series.extend(xs, ys)
+        series.count = count
+        series.summarised = True
 
 
 def _read_system(charts: _Charts, index: int, run: "StoredRun") -> None:

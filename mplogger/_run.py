@@ -19,7 +19,7 @@ from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, Sum
 from mplogger._metrics import MetricRules
 from mplogger._terminal import termlog
 from mplogger._wandb_methods import WandbRunMethods
-from mplogger._values import FAST_TYPES, check_row, check_step, jsonable, same_value, scalars_fit, store_media
+from mplogger._values import FAST_TYPES, from_json, check_row, check_step, jsonable, same_value, scalars_fit, store_media
 
 __all__ = ["Run", "Config", "Summary"]
 
@@ -141,6 +141,7 @@ class Summary(MutableMapping):
         if key not in self._current():
             raise KeyError(key)
         self._run._send(UpdateRun(self._run.id, summary_deleted=(key,)))
+        self._run._summary_set({}, (key,))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._current())
@@ -161,7 +162,9 @@ class Summary(MutableMapping):
         """Set keys by hand, checked as ``log()`` values are (media stored as ``log()`` stores them)."""
         values = check_row(dict(data, **more), _reject_reserved, "summary")
         self._run._commit_pending()
-        self._run._send(UpdateRun(self._run.id, summary=self._run._store_media(values)))
+        values = self._run._store_media(values)
+        self._run._send(UpdateRun(self._run.id, summary=values))
+        self._run._summary_set(values, ())
 
     def __repr__(self) -> str:
         return f"Summary({self._current()!r})"
@@ -169,6 +172,22 @@ class Summary(MutableMapping):
 
 def _reject_reserved(key: str) -> None:
     raise ValueError(f"key {key!r} is set by mplogger and cannot be set by hand")
+
+
+def _latest_values(rows: list, count: int, known: int) -> Dict[str, Any]:
+    """The newest value of each key in ``rows[:count]`` (rows are (step, time, values)); reading
+    from the newest row back, it stops once it has seen ``known`` keys (every key ever logged)."""
+    latest: Dict[str, Any] = {}
+    for position in range(min(count, len(rows)) - 1, -1, -1):
+        values = rows[position][2]
+        if not latest:
+            latest = dict(values)
+        else:
+            for key, value in values.items():
+                latest.setdefault(key, value)
+        if len(latest) >= known:
+            break
+    return latest
 
 
 class Run(WandbRunMethods):
@@ -218,6 +237,12 @@ class Run(WandbRunMethods):
         self._child: Optional[ChildRun] = None
         self._sender = client.sender(self.id)
         self._rows = self._sender.rows
+        # The summary as the worker keeps it, followed here from what this process sends: read
+        # without a round trip while nothing else changes it (a child, define_metric aggregates).
+        stored_summary = record.get("summary")
+        self._summary: Optional[Dict[str, Any]] = dict(from_json(stored_summary)) if isinstance(
+            stored_summary, str) else {}
+        self._sender.observe = self._observe_sent
         self._batch_size = self._sender.size
 
     # --- logging -------------------------------------------------------------------------
@@ -289,6 +314,23 @@ class Run(WandbRunMethods):
             if commit is None or commit:
                 self._commit_pending()
 
+    def _observe_sent(self, rows: list, count: int) -> None:
+        """The first ``count`` of ``rows`` were sent: follow them in the summary (newest first, O(keys))."""
+        summary = self._summary
+        if summary is not None and count:
+            summary.update(_latest_values(rows, count, len(self._known_keys)))
+
+    def _summary_set(self, values: Dict[str, Any], deleted: tuple) -> None:
+        """Keys set or deleted by hand, as the worker applies them."""
+        if self._summary is not None:
+            self._summary.update(values)
+            for key in deleted:
+                self._summary.pop(key, None)
+
+    def _summary_unknown(self) -> None:
+        """From now on the worker's summary differs from what this process can know: ask it."""
+        self._summary = None
+
     def _drop(self, values: Dict[str, Any], step: int) -> None:
         self._dropped += 1
         if self._dropped == 1:
@@ -298,6 +340,7 @@ class Run(WandbRunMethods):
                 f"the row ({keys}) was dropped (steps must increase; later drops are counted "
                 "in summary['_dropped_rows'])", stacklevel=4)
         self._send(UpdateRun(self.id, summary={"_dropped_rows": self._dropped}))
+        self._summary_set({"_dropped_rows": self._dropped}, ())
 
     def _merge(self, values: Dict[str, Any]) -> None:
         if self._pending is None:
@@ -341,6 +384,12 @@ class Run(WandbRunMethods):
         if self._closed:
             return dict(self._final_summary)
         self._commit_pending()
+        summary = self._summary
+        if summary is not None:
+            rows = self._rows
+            current = dict(summary)
+            current.update(_latest_values(rows, len(rows), len(self._known_keys)))
+            return current
         self._sender.flush()
         what = f"summary of run {self.id}"
         return expect(self._client.request(lambda r: GetSummary(r, self.id), what), SummaryReply, what).summary
@@ -441,6 +490,7 @@ class Run(WandbRunMethods):
                 self._sender.flush()
             except ManagerError:  # raised again at this run's next call; the child still gets the run
                 pass
+        self._summary_unknown()  # the process given it may log to this run
         return Attachment(
             run_id=self.id, name=self.name, project=self.project, root=self.root, dir=self.dir,
             config=self.config.as_dict(), attach_path=self._client.attach_path,
@@ -509,6 +559,8 @@ class Run(WandbRunMethods):
         """
         rule = self._metric_rules.define(name, step_metric, step_sync, hidden, summary, goal, overwrite)
         self._commit_pending()
+        self._sender.flush()
+        self._summary_unknown()  # the worker keeps aggregates and fills step metrics
         self._send(UpdateRun(self.id, metrics=tuple(
             r for r in self._metric_rules.to_list() if r["name"] in (name, step_metric))))
         return rule

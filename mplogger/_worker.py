@@ -13,7 +13,6 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.connection
 import os
-import pickle
 import queue
 import signal
 import sqlite3
@@ -33,6 +32,7 @@ from mplogger._messages import (
     GetSummary,
     InitRun,
     LogBatch,
+    unpack_rows,
     RunFinished,
     RunFlushed,
     RunReady,
@@ -76,15 +76,16 @@ def _watch_manager() -> None:
 
 
 class _OpenRun:
-    __slots__ = ("run_id", "root", "conn", "seq", "start", "summary", "last_step", "dirty", "metadata",
+    __slots__ = ("run_id", "root", "conn", "history", "start", "summary", "last_step", "dirty", "metadata",
                  "rules", "config", "child_config")
 
     def __init__(self, run_id: str, root: str, conn: sqlite3.Connection, record: dict) -> None:
         self.run_id = run_id
         self.root = root
         self.conn = conn
-        self.seq = record["rows"]
         self.start = record["created"]
+        self.history = _store.HistoryWriter(run_id, self.start, _store.last_seq(conn, run_id),
+                                            _store.next_block(conn, run_id))
         self.summary = from_json(record["summary"])
         self.last_step = record["last_step"]
         self.dirty = False
@@ -96,6 +97,11 @@ class _OpenRun:
             self.rules = MetricRules.from_list(self.metadata["metrics"])
             self.rules.load_state(self.metadata.get("metric_state") or {})
 
+    @property
+    def seq(self) -> int:
+        """Rows of this run the worker holds: stored, or waiting in its open block."""
+        return self.history.added
+
     def metadata_json(self) -> str:
         if self.rules is not None:
             self.metadata["metrics"] = self.rules.to_list()
@@ -105,12 +111,12 @@ class _OpenRun:
     def snapshot(self) -> tuple:
         """What this run's in-memory state is now, to put back if what follows is not stored."""
         rules = None if self.rules is None else (self.rules, self.rules.to_list(), self.rules.snapshot())
-        return (self.seq, self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty,
+        return (self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty,
                 dict(self.config), dict(self.child_config))
 
     def restore(self, saved: tuple) -> None:
-        """Put back a :meth:`snapshot`: nothing is counted that was not stored."""
-        (self.seq, self.last_step, self.summary, self.metadata, rules, self.dirty, self.config,
+        """Put back a :meth:`snapshot` (the rows are the history writer's to forget)."""
+        (self.last_step, self.summary, self.metadata, rules, self.dirty, self.config,
          self.child_config) = saved
         self.rules = None
         if rules is not None:
@@ -121,10 +127,10 @@ class _OpenRun:
 
     def batch_snapshot(self) -> tuple:
         """The part of :meth:`snapshot` a batch of rows can change (quick: once per batch)."""
-        return (self.seq, self.last_step, dict(self.summary), None if self.rules is None else self.rules.snapshot())
+        return (self.last_step, dict(self.summary), None if self.rules is None else self.rules.snapshot())
 
     def batch_restore(self, saved: tuple) -> None:
-        self.seq, self.last_step, self.summary, rules = saved
+        self.last_step, self.summary, rules = saved
         if rules is not None and self.rules is not None:
             self.rules.restore(rules)
 
@@ -132,14 +138,14 @@ class _OpenRun:
 class _Transaction:
     """One open write transaction on one store, and what undoing it takes if it is not committed."""
 
-    __slots__ = ("conn", "saved", "opened", "closed", "rows", "notes", "first_reply")
+    __slots__ = ("conn", "saved", "opened", "closed", "histories", "notes", "first_reply")
 
     def __init__(self, conn: sqlite3.Connection, first_reply: int) -> None:
         self.conn = conn
         self.saved: Dict[str, tuple] = {}
         self.opened: set = set()
         self.closed: Dict[str, tuple] = {}
-        self.rows: Dict[str, List[int]] = {}
+        self.histories: Dict[str, _store.HistoryWriter] = {}  # runs whose rows this transaction writes
         self.notes: Dict[str, str] = {}  # other writes a run loses with it, e.g. its environment
         self.first_reply = first_reply
 
@@ -148,15 +154,6 @@ class _Transaction:
         if run.run_id not in self.saved and run.run_id not in self.opened:
             self.saved[run.run_id] = run.snapshot()
 
-    def wrote(self, run_id: str, count: int, first: Optional[int], last: Optional[int]) -> None:
-        """Count ``count`` history rows (steps ``first``..``last``) written for ``run_id``."""
-        entry = self.rows.get(run_id)
-        if entry is None:
-            self.rows[run_id] = [count, first, last]
-        else:
-            entry[0] += count
-            entry[2] = last
-
     def concerns(self) -> set:
         return set(self.saved) | self.opened | set(self.closed)
 
@@ -164,7 +161,7 @@ class _Transaction:
 _ENVIRONMENT_LOST = "its environment (git, packages) was not stored"
 
 
-def _lost(entry: List[int]) -> str:
+def _lost(entry: _store.Lost) -> str:
     count, first, last = entry
     steps = "" if first is None else (f" (step {first})" if first == last else f" (steps {first}-{last})")
     return f"{count} row{'s' if count != 1 else ''}{steps} logged to it were not stored"
@@ -227,7 +224,7 @@ class Worker:
             if self.txn.conn is conn:
                 return
             self.commit_transaction()
-        _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        _store.begin(conn)
         self.txn = _Transaction(conn, len(self.replies))
 
     def commit_transaction(self) -> None:
@@ -243,12 +240,12 @@ class Worker:
             now = time.time()
             for run in self.runs.values():
                 if run.dirty and run.conn is conn:
-                    fields = {"summary": to_json(run.summary), "rows": run.seq,
+                    fields = {"summary": to_json(run.summary), "rows": run.history.stored,
                               "last_step": run.last_step, "updated": now}
                     if run.rules is not None:
                         fields["metadata"] = run.metadata_json()
                     _store.update_run(conn, run.run_id, **fields)
-            _store.retry_locked(lambda: conn.execute("COMMIT"))
+            _store.commit(conn)
             self.check_file(conn)
         except Exception as exc:
             self.abandon(txn, exc)
@@ -256,15 +253,16 @@ class Worker:
         for run in self.runs.values():
             if run.conn is conn:
                 run.dirty = False
+        for history in txn.histories.values():
+            history.committed()
 
     def abandon(self, txn: _Transaction, exc: BaseException) -> None:
         """``txn`` was not stored: roll it back, restore its runs, and tell each what it lost."""
         conn = txn.conn
-        if conn.in_transaction:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+        try:
+            _store.rollback(conn)
+        except sqlite3.Error:
+            pass
         for run_id in txn.opened:
             run = self.runs.pop(run_id, None)
             if run is not None:
@@ -274,21 +272,26 @@ class Worker:
             run = self.runs.get(run_id) or (txn.closed[run_id][0] if run_id in txn.closed else None)
             if run is not None:
                 run.restore(saved)
+        lost = {}
+        for run_id, history in txn.histories.items():
+            entry = history.rolled_back()
+            if entry is not None:
+                lost[run_id] = entry
         packed = pack_exception(exc, self.where)
-        concerned = txn.concerns()
+        concerned = txn.concerns() | set(lost)
         answered = set()
         for position in range(txn.first_reply, len(self.replies)):
             reply = self.replies[position]
             if type(reply) is not ErrorReply and reply.run_id in concerned:
-                entry = txn.rows.get(reply.run_id)
+                entry = lost.get(reply.run_id)
                 note = _lost(entry) if entry and reply.run_id not in answered else "the write was not committed"
                 answered.add(reply.run_id)
                 self.replies[position] = ErrorReply(reply.request, reply.run_id, packed, note)
-        for run_id, entry in txn.rows.items():
+        for run_id, entry in lost.items():
             if run_id not in answered:
                 self.replies.append(ErrorReply(None, run_id, packed, _lost(entry)))
         for run_id, note in txn.notes.items():
-            if run_id not in answered and run_id not in txn.rows:
+            if run_id not in answered and run_id not in lost:
                 self.replies.append(ErrorReply(None, run_id, packed, note))
         if isinstance(exc, StoreGone):
             self.lose_store(conn, exc)
@@ -301,18 +304,17 @@ class Worker:
         """A finish whose commit failed: try once more to record the run's end, in a small write."""
         conn = run.conn
         try:
-            _store.retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            _store.begin(conn)
             now = time.time()
             _store.update_run(conn, run.run_id, state=message.state, exit_code=message.exit_code,
-                              finished=now, updated=now, summary=to_json(run.summary), rows=run.seq,
+                              finished=now, updated=now, summary=to_json(run.summary), rows=run.history.stored,
                               last_step=run.last_step, metadata=run.metadata_json())
-            conn.execute("COMMIT")
+            _store.commit(conn)
         except Exception:  # the end could not be recorded either: `mplogger doctor` marks it later
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+            try:
+                _store.rollback(conn)
+            except sqlite3.Error:
+                pass
 
     def lose_store(self, conn: sqlite3.Connection, exc: BaseException) -> None:
         """The store's file is gone: its open runs end with an error; a new run creates it anew."""
@@ -335,8 +337,12 @@ class Worker:
             pass
 
     # --- messages -------------------------------------------------------------------------
-    def handle_all(self, messages: List[object]) -> List[object]:
-        """Apply ``messages`` in order, commit, and return the replies to send."""
+    def handle_all(self, messages: List[object], idle: bool = True) -> List[object]:
+        """Apply ``messages`` in order, write the rows due, commit, and return the replies to send.
+
+        ``idle``: no more messages are waiting, so rows held are written sooner (a busy worker
+        writes full blocks and rows older than ``TAIL_AGE_S``, each block once).
+        """
         for message in messages:
             try:
                 self.handle(message)
@@ -349,12 +355,43 @@ class Worker:
                 self.replies.append(ErrorReply(getattr(message, "request", None),
                                                getattr(message, "run_id", None),
                                                pack_exception(exc, self.where), note))
-        self.commit_transaction()
+        self.write_pending(idle)
         replies = self.take_replies()
         if self.batches:
             replies.append(BatchesDone(self.index, self.batch_rows, self.batch_bytes))
             self.batches = self.batch_rows = self.batch_bytes = 0
         return replies
+
+    def write_pending(self, idle: bool, everything: bool = False) -> None:
+        """Write the rows that are due (see ``HistoryWriter.due``; with ``everything``: all rows
+        held), then commit."""
+        now = time.monotonic()
+        for run in sorted(self.runs.values(), key=lambda run: self.txn is None or run.conn is not self.txn.conn):
+            if run.history.pending and (everything or run.history.due(now, idle)):
+                self.write_history(run)
+        self.commit_transaction()
+
+    def deadline(self) -> Optional[float]:
+        """When (monotonic seconds) held rows must be written next; None when none are held."""
+        deadlines = [d for d in (run.history.deadline() for run in self.runs.values()) if d is not None]
+        return min(deadlines) if deadlines else None
+
+    def write_history(self, run: _OpenRun) -> bool:
+        """Write every row of ``run`` held so far into the open transaction; False if that failed
+        (the transaction is then abandoned: its runs get their state back and an error each)."""
+        if not run.history.pending:
+            return True
+        self.begin(run.conn)
+        self.txn.touch(run)
+        self.txn.histories[run.run_id] = run.history
+        try:
+            run.history.write(run.conn)
+        except Exception as exc:
+            txn, self.txn = self.txn, None
+            self.abandon(txn, exc)
+            return False
+        run.dirty = True
+        return True
 
     def take_replies(self) -> List[object]:
         replies, self.replies = self.replies, []
@@ -388,7 +425,9 @@ class Worker:
             run = self.runs.get(message.run_id)
             if run is None and message.run_id in self.lost:
                 raise self.lost[message.run_id]
-            self.replies.append(RunFlushed(message.request, message.run_id, run.seq if run else 0))
+            if run is not None:
+                self.write_history(run)
+            self.replies.append(RunFlushed(message.request, message.run_id, run.history.stored if run else 0))
         elif kind is GetSummary:
             run = self.open_run(message.run_id)
             self.replies.append(SummaryReply(message.request, message.run_id, dict(run.summary)))
@@ -444,50 +483,58 @@ class Worker:
 
     def log_batch(self, message: LogBatch) -> None:
         run = self.open_run(message.run_id)
-        rows = pickle.loads(message.payload)
+        rows, columns = unpack_rows(message)
         self.begin(run.conn)
         self.txn.touch(run)
         saved = run.batch_snapshot()
         try:
-            params, last_step, failed = self.encode(run, rows, message.origin)
-            _store.insert_rows(run.conn, params)
+            if columns is not None and message.origin == 0 and run.rules is None:
+                failed = self.add_columns(run, columns)
+                if failed:  # one by one, so only the rows that cannot be stored are lost
+                    failed = self.add_rows(run, _rows_of(columns), message.origin)
+            else:
+                failed = self.add_rows(run, rows if columns is None else _rows_of(columns), message.origin)
         except BaseException:
             run.batch_restore(saved)
             raise
-        if params:
-            first = params[0][2] if message.origin == 0 else None
-            self.txn.wrote(run.run_id, len(params), first, last_step if message.origin == 0 else None)
-            run.seq += len(params)
-            run.last_step = last_step
-            run.dirty = True
+        rows = message.rows
+        run.dirty = True
         if failed:
             self.replies.append(ErrorReply(None, run.run_id, pack_exception(failed[0], self.where),
-                                           f"{len(failed)} of the {len(rows)} rows of a batch could not "
+                                           f"{len(failed)} of the {rows} rows of a batch could not "
                                            "be encoded and were not stored"))
 
     @staticmethod
-    def encode(run: _OpenRun, rows: list, origin: int) -> tuple:
-        """The history rows to insert, the run's last step after them, and the rows' failures.
+    def add_columns(run: _OpenRun, columns: tuple) -> list:
+        """A batch that came as columns (the run's own rows, no define_metric rules): the problems
+        of its values, if any (then nothing was added)."""
+        steps, stamps, keys, values = columns
+        failed = run.history.add_columns(steps, stamps, keys, values)
+        if not failed and steps:
+            run.last_step = steps[-1]
+            run.summary.update(zip(keys, (column[-1] for column in values)))
+        return failed
 
-        Summaries are updated as rows are encoded; the caller restores them if the insert fails.
+    @staticmethod
+    def add_rows(run: _OpenRun, rows: list, origin: int) -> list:
+        """Hand a batch's rows to the run's history writer, keeping the summary; the rows' failures.
+
+        A child's rows are stored at the run's current step and leave it alone; define_metric
+        rules fill step metrics into each row and keep aggregates.
         """
-        seq, start, run_id = run.seq, run.start, run.run_id
-        params: list = []
-        append = params.append
+        history = run.history
         if origin == 0 and run.rules is None:  # the common case, kept tight
-            update = run.summary.update
-            step = run.last_step
-            try:
-                for step, timestamp, values in rows:
-                    seq += 1
-                    append((run_id, seq, step, timestamp, timestamp - start, to_json(values)))
-                    update(values)
-                return params, step, ()
-            except Exception:
-                del params[:]  # one row cannot be encoded: encode them one by one below
-                seq = run.seq
-        # A child's rows are stored at the run's current step and leave it alone;
-        # define_metric rules fill step metrics into each row and keep aggregates.
+            uniform, failed = history.add_rows(rows)
+            if not failed:
+                if rows:
+                    run.last_step = rows[-1][0]
+                    if uniform:
+                        run.summary.update(rows[-1][2])
+                    else:
+                        update = run.summary.update
+                        for _, _, values in rows:
+                            update(values)
+                return []
         rules = run.rules
         last = run.last_step
         current = last if last is not None else 0
@@ -497,20 +544,19 @@ class Worker:
                 step = current
             if rules is not None:
                 values = rules.fill_step(values)
-            try:
-                text = to_json(values)
-            except Exception as exc:
-                failed.append(exc)
+            problem = history.problem(values)
+            if problem is not None:
+                failed.append(problem)
                 continue
             if rules is not None:
                 rules.observe(values, run.summary)
             else:
                 run.summary.update(values)
-            seq += 1
-            append((run_id, seq, step, timestamp, timestamp - start, text))
+            history.add_row(step, timestamp, values)
             if not origin:
                 last = step
-        return params, last, failed
+        run.last_step = last
+        return failed
 
     def update_run(self, message: UpdateRun) -> None:
         run = self.open_run(message.run_id)
@@ -561,18 +607,21 @@ class Worker:
             return
         if run is None:
             raise self.lost.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open in this worker")
+        if not self.write_history(run) and self.runs.get(run.run_id) is not run:
+            raise RuntimeError(f"run {run.run_id!r} was not created: the write that created it failed")
         self.begin(run.conn)
         self.txn.touch(run)
         now = time.time()
         _store.update_run(
             run.conn, run.run_id, state=message.state, exit_code=message.exit_code,
             finished=now, updated=now, summary=to_json(run.summary),
-            rows=run.seq, last_step=run.last_step, metadata=run.metadata_json(),
+            rows=run.history.stored, last_step=run.last_step, metadata=run.metadata_json(),
         )
         del self.runs[run.run_id]
         self.txn.closed[run.run_id] = (run, message)
         run.dirty = False
-        self.replies.append(RunFinished(message.request, run.run_id, message.state, run.seq, dict(run.summary)))
+        self.replies.append(RunFinished(message.request, run.run_id, message.state, run.history.stored,
+                                        dict(run.summary)))
 
     # --- environments ---------------------------------------------------------------------
     def run_deferred(self) -> None:
@@ -637,6 +686,12 @@ class Worker:
         self.stores.clear()
 
 
+def _rows_of(columns: tuple) -> list:
+    """The rows of a batch that came as columns: (step, timestamp, values) each."""
+    steps, stamps, keys, values = columns
+    return [(step, stamp, dict(zip(keys, row))) for step, stamp, row in zip(steps, stamps, zip(*values))]
+
+
 def _refuse_live(existing: dict, record: dict) -> None:
     """Resuming a run that another live process on this host is writing would interleave rows."""
     pid, host = existing.get("pid"), existing.get("host")
@@ -676,14 +731,22 @@ def _serve(index: int, rec_q: object, rsp: object) -> None:
         sentinel = multiprocessing.parent_process().sentinel
         stop = False
         while not stop:
-            ready = multiprocessing.connection.wait([rec, sentinel], timeout=0.05 if worker.collecting else 1.0)
+            deadline = worker.deadline()
+            timeout = 0.05 if worker.collecting else 1.0
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+            ready = multiprocessing.connection.wait([rec, sentinel], timeout=timeout)
             messages = rec.read_available() if rec in ready else []
             for position, message in enumerate(messages):
                 if type(message) is WorkerStop:
                     del messages[position:]
                     stop = True
                     break
-            replies = worker.handle_all(messages) if messages else []
+            if messages:
+                replies = worker.handle_all(messages, idle=not multiprocessing.connection.wait([rec], 0))
+            else:
+                worker.write_pending(idle=True)
+                replies = []
             if messages or worker.collecting:
                 worker.run_deferred()
             for reply in replies + worker.take_replies():
@@ -693,9 +756,11 @@ def _serve(index: int, rec_q: object, rsp: object) -> None:
                 break
     except BaseException as exc:
         code = 1
-        _quietly(lambda: rsp.put(ErrorReply(None, None, pack_exception(exc, worker.where))))
+        error = exc
+        _quietly(lambda: rsp.put(ErrorReply(None, None, pack_exception(error, worker.where))))
     finally:
         if code == 0:
+            _quietly(lambda: worker.write_pending(idle=True, everything=True))  # rows of runs not finished yet
             _quietly(lambda: worker.store_collected(block=True))  # a run that ended at once still gets its environment
             for reply in worker.take_replies():
                 _quietly(lambda: rsp.put(reply))

@@ -268,6 +268,31 @@ PROCESS_CASES = {
             assert mplogger.Api(root).run(again.id).summary == {"y": n}
         print("OK")
     """, ("fork", "spawn")),
+    "worker-killed-while-writing-blocks": ("""
+        import os, signal, sys, mplogger
+        from conftest import wait_for
+        root = sys.argv[1]
+        run = mplogger.init(dir=root, settings={"workers": 1})
+        run.log({"x": 0.0}); run.flush()
+        victim = mplogger._session.current().client.worker_pids[0]
+        try:
+            for i in range(1, 200000):
+                run.log({"x": float(i), "y": i})
+                if i == 60000:
+                    os.kill(victim, signal.SIGKILL)  # the worker is busy: blocks in memory and on their way
+            run.flush()
+            raise AssertionError("the run went on without its worker")
+        except (mplogger.RunError, mplogger.ManagerError):
+            pass
+        wait_for(lambda: mplogger.Api(root).run(run.id).state == "crashed", 10, "the run marked crashed")
+        stored = mplogger.Api(root).run(run.id)
+        history = stored.history()
+        assert stored.rows == len(history) >= 1, (stored.rows, len(history))
+        assert [row["x"] for row in history] == [float(i) for i in range(len(history))]
+        assert [row["_step"] for row in stored.history(keys=["y"])] == list(range(1, len(history)))
+        assert all(f.ok for f in mplogger.Api(root).doctor(repair=False)), mplogger.Api(root).doctor(repair=False)
+        print("OK")
+    """, ("fork",)),
     "every-worker-killed": ("""
         import os, signal, sys, mplogger
         from conftest import wait_for

@@ -140,7 +140,7 @@ def test_a_worker_exception_arrives_with_its_original_traceback(root):
     run.log({"x": 1})
     run.flush()
     conn = sqlite3.connect(f"{root}/mplogger.db")
-    conn.execute("DROP TABLE history")
+    conn.execute("DROP TABLE history_columns")
     conn.commit()
     conn.close()
     run.log({"x": 2})

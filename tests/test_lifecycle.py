@@ -207,6 +207,7 @@ def test_a_wrong_reply_raises_a_manager_error_even_under_python_O(script, root):
 
 def test_a_wrong_summary_reply_raises_a_manager_error(root, monkeypatch):
     run = mplogger.init(dir=root)
+    run.define_metric("x", summary="max")  # a summary only the worker knows: read through the manager
     run.log({"x": 1})
     client = mplogger._session.current().client
     request = client.request

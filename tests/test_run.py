@@ -297,3 +297,61 @@ def test_module_log_before_any_init_raises_and_a_new_run_takes_it_over(root):
     mplogger.log({"x": 2})
     second.finish()
     assert (mplogger.Api(root).run(first.id).rows, mplogger.Api(root).run(second.id).rows) == (0, 1)
+
+
+def _worker_summary(run) -> dict:
+    """The summary as the worker keeps it (one round trip)."""
+    from mplogger._messages import GetSummary, SummaryReply
+
+    reply = run._client.request(lambda r: GetSummary(r, run.id), "summary")
+    assert isinstance(reply, SummaryReply)
+    return reply.summary
+
+
+def test_reading_the_summary_needs_no_round_trip_and_agrees_with_the_worker(root, monkeypatch):
+    run = mplogger.init(dir=root)
+    for i in range(600):
+        run.log({"loss": 1.0 / (i + 1), **({"eval": float(i)} if i % 250 == 0 else {})})
+    run.summary["best"] = 0.5
+    run.summary.update({"loss_note": "set by hand"})
+    run.log({"loss": 9.0})
+    del run.summary["loss_note"]
+    run.log({"extra": "x"}, commit=False)
+
+    def no_round_trip(*args, **kwargs):
+        raise AssertionError("the summary was read through the manager")
+
+    real_request = run._client.request
+    monkeypatch.setattr(run._client, "request", no_round_trip)
+    local = dict(run.summary)
+    assert local == {"loss": 9.0, "eval": 500.0, "best": 0.5, "extra": "x"}
+    assert run.summary["loss"] == 9.0 and "loss_note" not in run.summary
+    monkeypatch.setattr(run._client, "request", real_request)
+    run.flush()
+    assert _worker_summary(run) == local
+    run.finish()
+    assert mplogger.Api(root).run(run.id).summary == local
+
+
+def test_the_summary_is_asked_of_the_worker_once_it_keeps_aggregates(root, monkeypatch):
+    run = mplogger.init(dir=root)
+    run.define_metric("loss", summary="min")
+    for value in (3.0, 1.0, 2.0):
+        run.log({"loss": value})
+    asked = []
+    real_request = run._client.request
+    monkeypatch.setattr(run._client, "request", lambda *a, **k: asked.append(1) or real_request(*a, **k))
+    assert run.summary["loss"]["min"] == 1.0 and asked
+    run.finish()
+
+
+def test_a_resumed_run_reads_its_stored_summary_without_a_round_trip(root, monkeypatch):
+    first = mplogger.init(dir=root, id="resumed1")
+    first.log({"a": 1.0, "b": "kept"})
+    first.finish()
+    again = mplogger.init(dir=root, id="resumed1", resume="allow")
+    again.log({"a": 2.0})
+    monkeypatch.setattr(again._client, "request", lambda *a, **k: (_ for _ in ()).throw(AssertionError("asked")))
+    assert dict(again.summary) == {"a": 2.0, "b": "kept"}
+    monkeypatch.undo()
+    again.finish()

@@ -59,7 +59,7 @@ def plant(root: str, run_id: str, name: str = "planted") -> None:
     """A run row (and one history row) with ``run_id``, as a hostile store would hold it."""
     sql(root, "INSERT INTO runs (id, project, name, state, created, updated, rows) "
               "VALUES (?, 'p', ?, 'finished', 1, 1, 1)", run_id, name)
-    sql(root, "INSERT INTO history (run_id, seq, step, timestamp, runtime, data) VALUES (?, 1, 0, 1, 0, '{}')", run_id)
+    sql(root, "INSERT INTO history_v1 (run_id, seq, step, timestamp, runtime, data) VALUES (?, 1, 0, 1, 0, '{}')", run_id)
 
 
 def assert_no_raw_controls(text: str) -> None:

@@ -121,7 +121,7 @@ def test_a_finish_after_a_lost_batch_records_the_end_with_what_was_stored(worker
     _fill_up(worker, root)
     replies = worker.handle_all([_batch("r1", _rows(5, 3000, pad="z" * 200)),
                                  FinishRun(7, "r1", "finished", 0)])
-    assert [r.note for r in _errors(replies)] == ["3000 rows logged to it were not stored"]
+    assert [r.note for r in _errors(replies)] == ["3000 rows (steps 5-3004) logged to it were not stored"]
     finish = next(r for r in replies if getattr(r, "request", None) == 7)
     assert type(finish) is RunFinished and finish.rows == 5
     assert "r1" not in worker.runs
