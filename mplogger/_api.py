@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import sqlite3
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -314,7 +315,8 @@ class StoredRun:
         if not pandas:
             return list(self.scan_history(keys))
         pd = _pandas("history(pandas=True)")
-        table, media = _store.read_table(self._api.conn, self.id, None if keys is None else _as_list("keys", keys))
+        table, media = _store.read_table(self._api.conn, self.id, None if keys is None else _as_list("keys", keys),
+                                         missing=math.nan)  # as pandas marks a key a row lacks
         for key in media:
             table[key] = [self._load_value(value) for value in table[key]]
         return pd.DataFrame(table)

@@ -143,6 +143,11 @@ class Client:
     def take_errors(self, run_id: str) -> List[BaseException]:
         return self._run_errors.pop(run_id, [])
 
+    def has_errors(self, run_id: str) -> bool:
+        """Whether errors of ``run_id`` arrived that it has not raised yet."""
+        self.poll()
+        return bool(self._run_errors.get(run_id))
+
     def _put(self, message: object, on_written: Optional[Callable[[], None]] = None,
              timeout: Optional[float] = None) -> None:
         """Write to the manager (in the pipe on return); block, bounded, while it is full."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import json
 import os
@@ -242,6 +243,8 @@ class Run(WandbRunMethods):
         stored_summary = record.get("summary")
         self._summary: Optional[Dict[str, Any]] = dict(from_json(stored_summary)) if isinstance(
             stored_summary, str) else {}
+        if '"metrics"' in str(record.get("metadata") or ""):
+            self._summary = None  # a resumed run's define_metric rules: the worker keeps aggregates
         self._sender.observe = self._observe_sent
         self._batch_size = self._sender.size
 
@@ -361,6 +364,7 @@ class Run(WandbRunMethods):
     def _raise_errors(self) -> None:
         errors = self._client.take_errors(self.id)
         if errors:
+            self._summary = None  # some of what was sent was not stored: the worker knows what was
             cause = errors[0]
             raise RunError(
                 f"run {self.id}: the store reported {describe(cause)}"
@@ -384,12 +388,15 @@ class Run(WandbRunMethods):
         if self._closed:
             return dict(self._final_summary)
         self._commit_pending()
+        if self._summary is not None and self._client.has_errors(self.id):
+            self._summary = None  # some of what was sent was not stored: the worker knows what was
         summary = self._summary
         if summary is not None:
-            rows = self._rows
+            rows = self._rows[:]  # another thread may send (and take) rows meanwhile
             current = dict(summary)
             current.update(_latest_values(rows, len(rows), len(self._known_keys)))
-            return current
+            return {key: copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+                    for key, value in current.items()}
         self._sender.flush()
         what = f"summary of run {self.id}"
         return expect(self._client.request(lambda r: GetSummary(r, self.id), what), SummaryReply, what).summary

@@ -66,6 +66,7 @@ def _before_fork() -> None:
         # Never waits: rows that cannot go at once stay buffered and are sent later; only their
         # order relative to the child's first rows is then not guaranteed.
         run._sender.send_if_free(_FORK_SEND_S)
+        run._summary_unknown()  # the child may log to it: from now on the worker's summary is asked
 
 
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

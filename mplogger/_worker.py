@@ -114,8 +114,16 @@ class _OpenRun:
         return (self.last_step, dict(self.summary), dict(self.metadata), rules, self.dirty,
                 dict(self.config), dict(self.child_config))
 
-    def restore(self, saved: tuple) -> None:
-        """Put back a :meth:`snapshot` (the rows are the history writer's to forget)."""
+    def restore(self, saved: tuple, rows_lost: bool = True) -> None:
+        """Put back a :meth:`snapshot` (the rows are the history writer's to forget).
+
+        Without ``rows_lost`` (the rows this transaction took in are still held, to be written
+        later) only what is not made from rows is put back; the summary stays, and is written again.
+        """
+        if not rows_lost:
+            _, _, self.metadata, _, _, self.config, self.child_config = saved
+            self.dirty = True
+            return
         (self.last_step, self.summary, self.metadata, rules, self.dirty, self.config,
          self.child_config) = saved
         self.rules = None
@@ -271,7 +279,7 @@ class Worker:
         for run_id, saved in txn.saved.items():
             run = self.runs.get(run_id) or (txn.closed[run_id][0] if run_id in txn.closed else None)
             if run is not None:
-                run.restore(saved)
+                run.restore(saved, rows_lost=run_id in txn.histories or run_id in txn.closed)
         lost = {}
         for run_id, history in txn.histories.items():
             entry = history.rolled_back()

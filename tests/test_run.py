@@ -355,3 +355,49 @@ def test_a_resumed_run_reads_its_stored_summary_without_a_round_trip(root, monke
     assert dict(again.summary) == {"a": 2.0, "b": "kept"}
     monkeypatch.undo()
     again.finish()
+
+
+def test_the_summary_follows_what_a_forked_child_logs(root):
+    import multiprocessing
+
+    run = mplogger.init(dir=root)
+    run.log({"parent": 1})
+    child = multiprocessing.get_context("fork").Process(target=_log_in_child, args=(run,))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    run.flush()
+    assert dict(run.summary) == {"parent": 1, "child": 7}
+    run.finish()
+
+
+def _log_in_child(run) -> None:
+    run.log({"child": 7})
+    run.finish()
+
+
+def test_the_summary_after_a_lost_batch_is_what_the_store_kept(root):
+    import sqlite3
+
+    run = mplogger.init(dir=root)
+    run.log({"x": 1})
+    run.flush()
+    conn = sqlite3.connect(f"{root}/mplogger.db")
+    conn.execute("DROP TABLE history_columns")  # the next write of rows fails
+    conn.commit()
+    conn.close()
+    run.log({"x": 2})
+    with pytest.raises(mplogger.RunError):
+        run.flush()
+    assert run.summary["x"] == 1
+    run.finish()  # what was lost was said at the flush
+    assert mplogger.Api(root).run(run.id).summary == {"x": 1}
+
+
+def test_a_value_read_from_the_summary_is_a_copy(root):
+    run = mplogger.init(dir=root)
+    run.log({"n": {"x": 1}})
+    run.summary["n"]["x"] = 99
+    assert run.summary["n"] == {"x": 1}
+    run.finish()
+    assert mplogger.Api(root).run(run.id).summary == {"n": {"x": 1}}

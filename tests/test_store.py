@@ -376,3 +376,77 @@ def test_the_readme_sqlite3_queries_read_a_metric_and_the_rows(root):
         {"loss": 1.0, "acc": {"top1": 0.0}, "note": "step 0"}, {"loss": 0.5, "acc": {"top1": 0.5}},
         {"loss": 1.0 / 3, "acc": {"top1": 1.0}}]
     assert math.isnan(from_json(rows[3][-1])["loss"])
+
+
+def test_a_reader_paging_through_a_live_run_reads_each_row_once(root):
+    run = mplogger.init(dir=root)
+    count = 63 * 1024 + 500  # 64 blocks: one whole page of a keyed read, the last block open
+    for i in range(count):
+        run.log({"x": float(i)})
+    run.flush()
+    stored = mplogger.Api(root).run(run.id)
+    for rows in (stored.scan_history(keys=["x"]), stored.scan_history()):
+        got = [next(rows)]
+        for i in range(count, count + 10):  # the open block is rewritten, longer, meanwhile
+            run.log({"x": float(i)})
+        run.flush()
+        got += list(rows)
+        assert [row["_step"] for row in got] == list(range(len(got))) and len(got) >= count
+        count += 10
+    run.finish()
+
+
+def test_history_as_pandas_tells_a_logged_none_from_a_missing_key(root):
+    pytest.importorskip("pandas")
+    run = mplogger.init(dir=root)
+    run.log({"b": True})
+    run.log({"b": None})
+    run.log({"other": 1.0})
+    run.finish()
+    column = list(mplogger.Api(root).run(run.id).history(pandas=True)["b"])
+    assert column[0] is True and column[1] is None and math.isnan(column[2])
+
+
+CORRUPTIONS = {
+    "steps shorter than the block": "UPDATE history_blocks SET steps = '[0, 1]'",
+    "steps not a list": "UPDATE history_blocks SET steps = '5'",
+    "runtimes of text": "UPDATE history_blocks SET runtime_us = '[\"a\", \"b\", \"c\"]'",
+    "keys not a list": "UPDATE history_blocks SET keys = '7'",
+    "values not JSON": "UPDATE history_columns SET vals = '[1, 2'",
+    "values nested past any depth": "UPDATE history_columns SET vals = '[' || replace(hex(zeroblob(3000)), '00', '[') || ']'",
+    "a block of a billion rows": "UPDATE history_blocks SET count = 1000000000",
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_a_hand_edited_history_is_a_clear_error_for_every_reader(root, corruption):
+    run = mplogger.init(dir=root, id="edited")
+    for i in range(3):
+        run.log({"x": float(i), "y": i})
+    run.finish()
+    conn = sqlite3.connect(_store.db_path(root), isolation_level=None)
+    conn.execute(CORRUPTIONS[corruption])
+    conn.close()
+    stored = mplogger.Api(root).run("edited")
+    readers = [stored.history, lambda: stored.history(keys=["x"]), lambda: stored.history(keys=["y"])]
+    if _has_pandas():
+        readers.append(lambda: stored.history(pandas=True))
+    for read in readers:  # the rows it can vouch for, or ValueError: never another exception
+        try:
+            rows = read()
+        except ValueError as exc:
+            assert "history" in str(exc)
+        else:
+            assert len(rows) <= 3
+    for command in (["history", "edited"], ["report", "-o", os.path.join(root, "r.html")]):
+        done = subprocess.run([sys.executable, "-m", "mplogger", command[0], "--dir", root, *command[1:]],
+                              capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in done.stderr, done.stderr
+
+
+def _has_pandas() -> bool:
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return False
+    return True

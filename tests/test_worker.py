@@ -223,3 +223,19 @@ def test_an_environment_the_store_cannot_take_is_reported_to_its_run(worker, roo
     worker.stores[root].execute("PRAGMA max_page_count = 1073741823")
     assert not _errors(worker.handle_all([FinishRun(2, "r1", "finished", 0)]))
     assert mplogger.Api(root).run("r1").rows == 3
+
+
+def test_a_failed_commit_keeps_the_rows_it_only_held_and_the_summary_made_of_them(worker, root):
+    _open(worker, root)
+    worker.handle_all([_batch("r1", _rows(0, 1))])
+    _fill_up(worker, root)
+    big = [(step, time.time(), {"x": float(step), "pad": "p" * 20000}) for step in range(1, 4)]
+    replies = worker.handle_all([_batch("r1", big)], idle=False)  # held, not written; the summary does not fit
+    assert not _errors(replies)
+    run = worker.runs["r1"]
+    assert run.history.pending == 3 and run.last_step == 3 and run.summary["x"] == 3.0
+    worker.stores[root].execute("PRAGMA max_page_count = 1073741823")
+    assert not _errors(worker.handle_all([FinishRun(2, "r1", "finished", 0)]))
+    stored = mplogger.Api(root).run("r1")
+    assert [row["_step"] for row in stored.history()] == [0, 1, 2, 3]
+    assert stored.rows == 4 and stored.last_step == 3 and stored.summary["x"] == 3.0

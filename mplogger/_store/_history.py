@@ -105,10 +105,18 @@ def _edge(value: Any) -> Optional[float]:
 
 
 def decode_column(text: str) -> List[Any]:
-    """The values of a column's JSON text, non-finite markers (at any depth) read as floats."""
-    if '"_type"' in text or "\\ud" in text or "\\uD" in text:
-        return from_json(text)
-    return _decode(text)
+    """The values of a column's JSON text, non-finite markers (at any depth) read as floats;
+    ValueError for text that is not a JSON list (a store may come from someone else)."""
+    try:
+        if '"_type"' in text or "\\ud" in text or "\\uD" in text:
+            values = from_json(text)
+        else:
+            values = _decode(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(f"a history column is not JSON this version can read ({type(exc).__name__})") from None
+    if not isinstance(values, list):
+        raise ValueError("a history column is not a JSON list")
+    return values
 
 
 def _json(values: Any) -> str:
@@ -433,13 +441,32 @@ class BlockInfo(NamedTuple):
     keys: str
 
     def step_list(self) -> Sequence[int]:
-        return range(self.first_step, self.first_step + self.count) if self.steps is None else _decode(self.steps)
+        if self.steps is None:
+            return range(self.first_step, self.first_step + self.count)
+        return self._array(self.steps, "steps", (int,), any_length=False)
 
     def times(self) -> Tuple[List[float], List[float]]:
         """(timestamps, runtimes) of the block's rows."""
-        runtimes = [micros / 1e6 for micros in _decode(self.runtime_us)]
+        runtimes = [micros / 1e6 for micros in self._array(self.runtime_us, "runtime_us", (int, float), any_length=False)]
         started = self.started
         return [started + runtime for runtime in runtimes], runtimes
+
+    def key_list(self) -> List[str]:
+        return self._array(self.keys, "keys", (str,))
+
+    def _array(self, text: str, what: str, kinds: tuple, any_length: bool = True) -> list:
+        """A JSON list of this block of ``kinds`` (one per row unless ``any_length``), else
+        ValueError: a store may come from someone else."""
+        try:
+            values = _decode(text)
+        except (ValueError, RecursionError):
+            values = None
+        if (not isinstance(values, list) or (not any_length and len(values) != self.count)
+                or not all(type(value) in kinds for value in values)
+                or (kinds == (int,) and not all(-2 ** 63 <= value < 2 ** 63 for value in values))):
+            raise ValueError(f"history block {self.index}: its {what} column is not a JSON list of "
+                             f"{' or '.join(kind.__name__ for kind in kinds)}{'' if any_length else ' with one per row'}")
+        return values
 
 
 _BLOCK_COLUMNS = "block, first_seq, count, first_step, last_step, steps, started, runtime_us, keys"
@@ -500,14 +527,16 @@ def last_step(conn: sqlite3.Connection, run_id: str) -> Optional[int]:
 
 
 def blocks(conn: sqlite3.Connection, run_id: str, after_seq: int = 0, until_seq: Optional[int] = None,
-           limit: int = -1) -> List[BlockInfo]:
-    """The blocks of ``run_id`` holding rows after ``after_seq`` (up to ``until_seq``), in order."""
+           limit: int = -1, from_block: int = 0) -> List[BlockInfo]:
+    """The blocks of ``run_id`` (from index ``from_block`` on) holding rows after ``after_seq``
+    (up to ``until_seq``), in order. A reader paging through a live run pages by ``from_block``:
+    the open block may have grown since it was read, and must not be read again."""
     if not _has_blocks(conn):
         return []
     rows = conn.execute(
-        f"SELECT {_BLOCK_COLUMNS} FROM history_blocks WHERE run_id = ? AND first_seq + count - 1 > ? "
+        f"SELECT {_BLOCK_COLUMNS} FROM history_blocks WHERE run_id = ? AND block >= ? AND first_seq + count - 1 > ? "
         "AND first_seq <= ? ORDER BY block LIMIT ?",
-        (run_id, after_seq, until_seq if until_seq is not None else 2 ** 62, limit)).fetchall()
+        (run_id, from_block, after_seq, until_seq if until_seq is not None else 2 ** 62, limit)).fetchall()
     return [_checked(run_id, BlockInfo(*row)) for row in rows]
 
 
@@ -524,6 +553,17 @@ def _checked(run_id: str, info: BlockInfo) -> BlockInfo:
     return info
 
 
+def _key_names(text: Any) -> List[str]:
+    """A block's ``keys`` column: a JSON list of strings, else ValueError."""
+    try:
+        names = _decode(text) if isinstance(text, str) else None
+    except (ValueError, RecursionError):
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("a history block holds keys that are not a JSON list of strings")
+    return names
+
+
 def keys_of(conn: sqlite3.Connection, run_id: str) -> List[str]:
     """The top-level keys of ``run_id``'s rows, first seen first."""
     seen: Dict[str, None] = {}
@@ -534,7 +574,7 @@ def keys_of(conn: sqlite3.Connection, run_id: str) -> List[str]:
             seen[key] = None
     if _has_blocks(conn):
         for (text,) in conn.execute("SELECT keys FROM history_blocks WHERE run_id = ? ORDER BY block", (run_id,)):
-            seen.update(dict.fromkeys(_decode(text)))
+            seen.update(dict.fromkeys(_key_names(text)))
     return list(seen)
 
 
@@ -603,10 +643,10 @@ def _in_snapshot(conn: sqlite3.Connection, read: Any) -> Any:
 
 
 def _page(conn: sqlite3.Connection, run_id: str, after: int, until: int, limit: int,
-          keys: Optional[Sequence[str]]) -> Tuple[List[BlockInfo], Dict[int, Dict[str, tuple]]]:
+          keys: Optional[Sequence[str]], from_block: int = 0) -> Tuple[List[BlockInfo], Dict[int, Dict[str, tuple]]]:
     """A page of blocks after ``after`` and their columns (of ``keys``, or all), consistently."""
     def read() -> Tuple[List[BlockInfo], Dict[int, Dict[str, tuple]]]:
-        infos = blocks(conn, run_id, after, until, limit)
+        infos = blocks(conn, run_id, after, until, limit, from_block)
         return infos, (_columns_of(conn, run_id, infos[0].index, infos[-1].index, keys) if infos else {})
     return _in_snapshot(conn, read)
 
@@ -616,14 +656,14 @@ def scan_rows(conn: sqlite3.Connection, run_id: str, after_seq: int = 0,
     """(seq, row with ``_step``/``_timestamp``/``_runtime``, whether it holds media) after ``after_seq``."""
     until = until_seq if until_seq is not None else 2 ** 62
     yield from _v1_rows(conn, run_id, after_seq, until, 1000)
-    after = after_seq
+    after, next_block = after_seq, 0
     while True:
-        page, columns = _page(conn, run_id, after, until, _PAGE_BLOCKS, None)
+        page, columns = _page(conn, run_id, after, until, _PAGE_BLOCKS, None, next_block)
         if not page:
             return
         for info in page:
             yield from _block_rows(info, columns.get(info.index, {}), after, until)
-        after = page[-1].first_seq + page[-1].count - 1
+        next_block = page[-1].index + 1
         if len(page) < _PAGE_BLOCKS:
             return
 
@@ -634,7 +674,7 @@ def _block_rows(info: BlockInfo, columns: Dict[str, tuple], after: int,
     columns = _fit(columns, count)
     rows: List[Dict[str, Any]] = [{} for _ in range(count)]
     media = [False] * count
-    for key in _decode(info.keys):
+    for key in info.key_list():
         column = columns.get(key)
         if column is None:
             continue
@@ -682,9 +722,9 @@ def read_keys(conn: sqlite3.Connection, run_id: str, keys: Sequence[str], until_
     if page:
         yield page, media
     wanted = sorted({column for key in keys for column in _candidates(key)})
-    after = 0
+    next_block = 0
     while True:
-        infos, columns = _page(conn, run_id, after, until, page_blocks, wanted)
+        infos, columns = _page(conn, run_id, 0, until, page_blocks, wanted, next_block)
         if not infos:
             return
         rows: List[Dict[str, Any]] = []
@@ -694,7 +734,7 @@ def read_keys(conn: sqlite3.Connection, run_id: str, keys: Sequence[str], until_
             media = _picked_rows(info, found, keys, until, rows) or media
         if rows:
             yield rows, media
-        after = infos[-1].first_seq + infos[-1].count - 1
+        next_block = infos[-1].index + 1
         if len(infos) < page_blocks:
             return
 
@@ -759,9 +799,9 @@ def _picked_rows(info: BlockInfo, found: Dict[str, tuple], keys: Sequence[str], 
     return media
 
 
-def read_table(conn: sqlite3.Connection, run_id: str,
-               keys: Optional[Sequence[str]] = None) -> Tuple[Dict[str, List[Any]], List[str]]:
-    """The run's history as columns (``None`` where a row lacks a key), and the columns holding media.
+def read_table(conn: sqlite3.Connection, run_id: str, keys: Optional[Sequence[str]] = None,
+               missing: Any = None) -> Tuple[Dict[str, List[Any]], List[str]]:
+    """The run's history as columns (``missing`` where a row lacks a key), and the columns holding media.
 
     Without ``keys``: every top-level key, then ``_step``, ``_timestamp``, ``_runtime``; with
     them, the rows holding every one of them, as :func:`read_keys` reads them.
@@ -781,12 +821,12 @@ def read_table(conn: sqlite3.Connection, run_id: str,
     media_keys = set()
     for _, values, has_media in _v1_rows(conn, run_id, 0, 2 ** 62, 1000):
         for name, column in table.items():
-            column.append(values.get(name))
+            column.append(values.get(name, missing))
         if has_media:
             media_keys.update(key for key, value in values.items() if isinstance(value, (dict, list)))
-    after = 0
+    next_block = 0
     while True:
-        infos, columns = _page(conn, run_id, after, 2 ** 62, 64, None)
+        infos, columns = _page(conn, run_id, 0, 2 ** 62, 64, None, next_block)
         if not infos:
             break
         for info in infos:
@@ -794,11 +834,11 @@ def read_table(conn: sqlite3.Connection, run_id: str,
             for name in all_keys:
                 column = found.get(name)
                 if column is None:
-                    table[name].extend([None] * info.count)
+                    table[name].extend([missing] * info.count)
                 elif column[0] is None:
-                    table[name].extend(column[1] + [None] * (info.count - len(column[1])))
+                    table[name].extend(column[1] + [missing] * (info.count - len(column[1])))
                 else:
-                    values: List[Any] = [None] * info.count
+                    values: List[Any] = [missing] * info.count
                     for offset, value in zip(column[0], column[1]):
                         values[offset] = value
                     table[name].extend(values)
@@ -808,7 +848,7 @@ def read_table(conn: sqlite3.Connection, run_id: str,
             table["_step"].extend(info.step_list())
             table["_timestamp"].extend(stamps)
             table["_runtime"].extend(runtimes)
-        after = infos[-1].first_seq + infos[-1].count - 1
+        next_block = infos[-1].index + 1
         if len(infos) < 64:
             break
     return table, sorted(media_keys)
@@ -869,8 +909,9 @@ def legacy_rows(conn: sqlite3.Connection, run_id: str,
 
 
 def _texts_page(conn: sqlite3.Connection, run_id: str, after: int, until: int, limit: int,
-                wanted: Optional[List[str]]) -> Tuple[List[BlockInfo], Dict[int, Dict[str, Tuple[Optional[str], str]]]]:
-    infos = blocks(conn, run_id, after, until, limit)
+                wanted: Optional[List[str]], from_block: int = 0
+                ) -> Tuple[List[BlockInfo], Dict[int, Dict[str, Tuple[Optional[str], str]]]]:
+    infos = blocks(conn, run_id, after, until, limit, from_block)
     return infos, (_column_texts(conn, run_id, infos[0].index, infos[-1].index, wanted) if infos else {})
 
 
@@ -887,9 +928,9 @@ def block_columns(conn: sqlite3.Connection, run_id: str, keys: Optional[Sequence
     wanted = None if keys is None else list(dict.fromkeys(keys))
     if wanted is not None and not wanted:
         return
-    after = 0
+    next_block = 0
     while True:
-        infos, found = _in_snapshot(conn, lambda: _texts_page(conn, run_id, after, until, page_blocks, wanted))
+        infos, found = _in_snapshot(conn, lambda: _texts_page(conn, run_id, 0, until, page_blocks, wanted, next_block))
         if not infos:
             return
         for info in infos:
@@ -912,7 +953,7 @@ def block_columns(conn: sqlite3.Connection, run_id: str, keys: Optional[Sequence
                     del offsets[end:], values[end:]
                 columns[key] = (offsets, values)
             yield BlockColumns(info, rows, columns)
-        after = infos[-1].first_seq + infos[-1].count - 1
+        next_block = infos[-1].index + 1
         if len(infos) < page_blocks:
             return
 
@@ -955,7 +996,7 @@ def block_keys(conn: sqlite3.Connection, run_id: str, until_seq: Optional[int] =
     seen: Dict[str, None] = {}
     for (text,) in conn.execute("SELECT keys FROM history_blocks WHERE run_id = ? AND first_seq <= ? ORDER BY block",
                                 (run_id, until_seq if until_seq is not None else 2 ** 62)):
-        seen.update(dict.fromkeys(_decode(text)))
+        seen.update(dict.fromkeys(_key_names(text)))
     return list(seen)
 
 
