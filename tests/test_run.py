@@ -401,3 +401,30 @@ def test_a_value_read_from_the_summary_is_a_copy(root):
     assert run.summary["n"] == {"x": 1}
     run.finish()
     assert mplogger.Api(root).run(run.id).summary == {"n": {"x": 1}}
+
+
+def test_a_resumed_run_with_metric_rules_reads_its_aggregates(root):
+    first = mplogger.init(dir=root, id="rules1")
+    first.define_metric("loss", summary="min")
+    for value in (3.0, 1.0):
+        first.log({"loss": value})
+    first.finish()
+    again = mplogger.init(dir=root, id="rules1", resume="allow")
+    again.log({"loss": 5.0})
+    assert again.summary["loss"] == {"min": 1.0}
+    again.finish()
+    assert mplogger.Api(root).run("rules1").summary["loss"] == {"min": 1.0}
+
+
+def test_the_summary_read_while_another_thread_sends_the_rows(root):
+    """The flusher thread takes rows off the buffer while the summary reads it: never an error."""
+    run = mplogger.init(dir=root, settings={"batch_size": 100000, "batch_interval": 0.001})
+    for key in range(3000):  # many known keys: the summary reads the whole buffer
+        run.log({f"k{key}": 0})
+    logged = 0
+    for _ in range(300):
+        for _ in range(500):
+            run.log({"x": logged})
+            logged += 1
+        assert run.summary["x"] == logged - 1
+    run.finish()
