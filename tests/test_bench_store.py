@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -22,6 +23,7 @@ def _positive(value) -> bool:
 
 @pytest.fixture(scope="module")
 def section():
+    assert harness.KEYS_VARIABLE not in os.environ, "an earlier test left the key count set"
     printed = []
     result = harness.run(["store"], harness.Options(quick=True, n=N), echo=printed.append)
     return result["sections"]["store"], "\n".join(printed)
