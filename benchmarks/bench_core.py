@@ -38,7 +38,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
-from benchmarks.common import format_number, write_results
+from benchmarks.common import format_number, table_lines, write_results
 
 KEYS = int(os.environ.get("MPLOGGER_BENCH_KEYS", "10"))  # float keys per logged dict
 
@@ -428,11 +428,6 @@ def render(result: Dict[str, Any], n: int, repeats: int) -> str:
     ]
     headers = ("", "mplogger", "floor (SimpleQueue)", "mp.Queue (not floor)")
     cells = [[label, _cell(a, repeats), _cell(b, repeats), _cell(c, repeats)] for label, a, b, c in rows]
-    widths = [max(len(headers[i]), *(len(c[i]) for c in cells)) for i in range(4)]
-
-    def line(values) -> str:
-        return "  ".join(v.ljust(widths[0]) if i == 0 else v.rjust(widths[i]) for i, v in enumerate(values))
-
     spread = "median [min–max]" if repeats > 1 else "single run"
     out = [
         f"mplogger core benchmark — {keys_now()} float keys per row, N={n:,} rows, {repeats} repeat(s), "
@@ -441,11 +436,7 @@ def render(result: Dict[str, Any], n: int, repeats: int) -> str:
         f"{os.cpu_count()} CPUs; batch {BATCH} rows; bare loop overhead {f['empty_loop_us']:.3f} µs/iter "
         "(included in every per-call figure)",
         "",
-        line(headers),
-        line(["-" * w for w in widths]),
-    ]
-    out += [line(c) for c in cells]
-    out += [
+        *table_lines(headers, cells),
         "",
         "ratios (mplogger / floor; ratio of medians, [min–max] of per-repeat ratios):",
     ]

@@ -51,7 +51,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from benchmarks import bench_core
 from benchmarks.bench_core import (CHILD_TIMEOUT_S, MASK, REPO_ROOT, RESULT_MARK, BenchmarkFailed, keys_now,
                                    make_pool, perf)
-from benchmarks.common import format_number
+from benchmarks.common import format_number, table_lines
 
 SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (10_000, 50_000)
@@ -608,11 +608,6 @@ def render(result: Dict[str, Any]) -> str:
         if two:
             row += [format_number(large["floors"][name]), "", ratio_cell(result["growth"].get(name))]
         cells.append(row + [""])
-    widths = [max(len(headers[i]), *(len(c[i]) for c in cells)) for i in range(len(headers))]
-
-    def line(values: List[str]) -> str:
-        return "  ".join(v.ljust(widths[i]) if i in (0, len(values) - 1) else v.rjust(widths[i])
-                         for i, v in enumerate(values)).rstrip()
 
     repeats = small["repeats"]
     out = [
@@ -624,11 +619,7 @@ def render(result: Dict[str, Any]) -> str:
            f"(N grows {sizes[-1] / sizes[0]:g}x: linear totals grow {sizes[-1] / sizes[0]:g}x, per-row figures 1x)"
            if two else "one size: no growth"),
         "",
-        line(headers),
-        line(["-" * w for w in widths]),
-    ]
-    out += [line(c) for c in cells]
-    out += [
+        *table_lines(headers, cells, left=(0, -1)),
         "",
         "store bytes: mplogger.db + mplogger.db-wal right after finish() (not checkpointed), and again after "
         "teardown(); -shm not counted",

@@ -6,7 +6,7 @@ import json
 import math
 import os
 import platform
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 
 def machine() -> Dict[str, Any]:
@@ -39,3 +39,14 @@ def format_number(value: Optional[Any]) -> str:
     if magnitude >= 0.1 or value == 0:
         return f"{value:.2f}"
     return f"{value:.3f}"
+
+
+def table_lines(headers: Sequence[str], cells: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> List[str]:
+    """A plain-text table: the header, a rule, a line per row; columns in ``left`` are left-aligned."""
+    widths = [max(len(headers[i]), *(len(row[i]) for row in cells)) for i in range(len(headers))]
+    left = {i % len(headers) for i in left}
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(widths[i]) if i in left else v.rjust(widths[i]) for i, v in enumerate(values)).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths])] + [line(row) for row in cells]
