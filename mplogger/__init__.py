@@ -23,6 +23,7 @@ from mplogger._disabled import DisabledRun
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
+from mplogger._artifact import Artifact
 from mplogger._channel import sigint_deferred
 from mplogger._errors import Error, ManagerError, RunError, UsageError, expect  # Error: as wandb.Error
 from mplogger._messages import FinishRun, InitRun, RunReady
@@ -34,6 +35,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Artifact",
+    "log_artifact",
+    "log_model",
+    "use_artifact",
+    "use_model",
     "DisabledRun",
     "Histogram",
     "Image",
@@ -357,6 +363,34 @@ def define_metric(name: str, step_metric: Optional[str] = None, step_sync: Optio
     if isinstance(run, DisabledRun):
         return None
     return _active("define_metric").define_metric(name, step_metric, step_sync, hidden, summary, goal, overwrite)
+
+
+def log_artifact(artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                 aliases: Optional[Sequence[str]] = None, tags: Optional[Sequence[str]] = None) -> Any:
+    """``run.log_artifact()`` of the active run (see there)."""
+    if isinstance(run, DisabledRun):
+        return None
+    return _active("log_artifact").log_artifact(artifact_or_path, name, type, aliases, tags)
+
+
+def use_artifact(artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[Sequence[str]] = None,
+                 use_as: Optional[str] = None) -> Any:
+    """``run.use_artifact()`` of the active run (see there); without a run, read ``Api().artifact()``."""
+    if isinstance(run, DisabledRun):
+        return None
+    return _active("use_artifact").use_artifact(artifact_or_name, type, aliases, use_as)
+
+
+def log_model(path: Any, name: Optional[str] = None, aliases: Optional[Sequence[str]] = None) -> Any:
+    """``run.log_model()`` of the active run: a file or folder as an artifact of type ``model``."""
+    if isinstance(run, DisabledRun):
+        return None
+    return _active("log_model").log_model(path, name, aliases)
+
+
+def use_model(name: str) -> Any:
+    """``run.use_model()`` of the active run: download a model artifact, return its folder."""
+    return _active("use_model").use_model(name)
 
 
 def watch(*args: Any, **kwargs: Any) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optio
 
 from mplogger import _admin, _store
 from mplogger._admin import Finding
+from mplogger._artifact import Artifact, parse_spec
 from mplogger._filters import check_filters, matches
 from mplogger._settings import resolve_root
 from mplogger._media import load_media
@@ -129,6 +130,73 @@ class Api:
                                    + [k for k in known if k[:3] == run_id[:3]]))[:5]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise KeyError(f"no run {run_id!r} in {self.root}{hint}")
+
+    # --- artifacts ---------------------------------------------------------------------------
+    def _artifact_records(self) -> bool:
+        return self._ready() and _store.artifact_tables_ready(self.conn)
+
+    def artifact(self, name: str, type: Optional[str] = None) -> Artifact:
+        """The stored version ``name:alias`` (``name`` alone is ``name:latest``; ``name:v2``;
+        ``project/name:alias`` when two projects have the name). KeyError names what there is."""
+        project, base, alias = parse_spec(name)
+        if type is not None and not isinstance(type, str):
+            raise TypeError(f"artifact(type=...) must be a string, not {type!r}")
+        found = _store.find_versions(self.conn, project, base, alias) if self._artifact_records() else []
+        if not found:
+            versions = _store.select_versions(self.conn, project, base) if self._artifact_records() else []
+            if versions:
+                have = sorted({f"v{r['version']}" for r in versions} | {a for r in versions for a in r["aliases"]})
+                raise KeyError(f"artifact {base!r} has no version or alias {alias!r} in {self.root}; it has "
+                               + ", ".join(have[:20]))
+            names = sorted({r["name"] for r in _store.select_versions(self.conn)}) if self._artifact_records() else []
+            close = difflib.get_close_matches(base, names, n=5, cutoff=0.5)
+            raise KeyError(f"no artifact {base!r} in {self.root}" + (f"; did you mean {', '.join(close)}?" if close else ""))
+        projects = sorted({record["project"] for record in found})
+        if len(projects) > 1:
+            raise ValueError(f"artifact {base}:{alias} is in several projects ({', '.join(projects)}); "
+                             f"name it as '{projects[0]}/{base}:{alias}'")
+        record = found[0]
+        if type is not None and record["type"] != type:
+            raise ValueError(f"artifact {base}:{alias} is of type {record['type']!r}, not {type!r}")
+        stored = self._artifacts_of([record])
+        if not stored:
+            raise ValueError(printable(f"the stored version {base}:{alias} is not a valid artifact version "
+                                       f"(see the warning above)"))
+        return stored[0]
+
+    def _artifacts_of(self, records: Iterable[Dict[str, Any]]) -> List[Artifact]:
+        """The versions of stored rows; a row that is not one is skipped with a warning (once)."""
+        found = []
+        for record in records:
+            try:
+                found.append(Artifact._stored(self.root, record))
+            except (ValueError, TypeError) as exc:
+                termwarn(printable(f"skipped an artifact version in {self.root}: {exc}"), repeat=False)
+        return found
+
+    def artifacts(self, type: Optional[str] = None, name: Optional[str] = None,
+                  project: Optional[str] = None) -> List[Artifact]:
+        """Stored artifact versions, by project and name, newest version first, narrowed by each argument."""
+        for what, value in (("type", type), ("name", name), ("project", project)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"artifacts({what}=...) must be a string, not {value!r}")
+        if name is not None and ("/" in name or ":" in name):
+            project, name, _ = parse_spec(name)
+        if not self._artifact_records():
+            return []
+        return self._artifacts_of(_store.select_versions(self.conn, project, name, type))
+
+    def artifact_versions(self, name: str, type: Optional[str] = None) -> List[Artifact]:
+        """Every version of the artifact ``name`` (``project/name``), newest first; KeyError if none."""
+        project, base, _ = parse_spec(name)
+        versions = self.artifacts(type=type, name=base, project=project)
+        if not versions:
+            raise KeyError(f"no artifact {base!r}{f' of type {type!r}' if type else ''} in {self.root}")
+        projects = sorted({artifact.project for artifact in versions})
+        if len(projects) > 1:
+            raise ValueError(f"artifact {base!r} is in several projects ({', '.join(projects)}); "
+                             f"name it as '{projects[0]}/{base}'")
+        return versions
 
     def doctor(self, repair: bool = True) -> List[Finding]:
         """Check the store (SQLite integrity, counts, stuck runs); with ``repair``, fix what is safe.
@@ -338,6 +406,19 @@ class StoredRun:
         A run still running in a live process on this host is refused unless ``force``.
         """
         return _admin.delete_run(self._api.root, self.id, force=force)
+
+    def logged_artifacts(self) -> List[Artifact]:
+        """The artifact versions this run logged, in order."""
+        return self._artifacts("logged")
+
+    def used_artifacts(self) -> List[Artifact]:
+        """The artifact versions this run used, in order."""
+        return self._artifacts("used")
+
+    def _artifacts(self, role: str) -> List[Artifact]:
+        if not self._api._artifact_records():
+            return []
+        return self._api._artifacts_of(_store.run_artifacts(self._api.conn, self.id, role))
 
     def files(self) -> List[str]:
         """Paths (relative to the run's folder) of the files stored with the run."""

@@ -49,6 +49,8 @@ class Client:
         self._run_errors: Dict[str, List[BaseException]] = {}
         self._stash: List[object] = []
         self._manager_errors: List[BaseException] = []
+        self._background: Dict[int, tuple] = {}  # requests not waited for now: request -> (run id, on_reply)
+        self._results: Dict[int, object] = {}  # their replies (an exception for an error reply)
         self.senders: Dict[str, "RunSender"] = {}
         self._closing = threading.Event()
         self._flusher: Optional[threading.Thread] = None
@@ -121,7 +123,15 @@ class Client:
 
     def _file(self, message: object) -> None:
         """Keep a reply for the thread waiting for it, or an asynchronous error for its run."""
-        if type(message) is ErrorReply and message.request is None:
+        request = getattr(message, "request", None)
+        if request in self._background:
+            run_id = self._replied(request)
+            if type(message) is ErrorReply:
+                error = add_note(unpack_exception(message.error), message.note)
+                self._run_errors.setdefault(run_id, []).append(error)  # raised at the run's next call
+                message = error
+            self._results[request] = message
+        elif type(message) is ErrorReply and message.request is None:
             error = add_note(unpack_exception(message.error), message.note)
             if message.run_id is None:
                 self._manager_errors.append(error)
@@ -179,6 +189,48 @@ class Client:
                            timeout or self.settings.shutdown_timeout, what)
         if type(reply) is ErrorReply:
             raise add_note(unpack_exception(reply.error), reply.note)
+        return reply
+
+    def submit(self, make: Callable[[int], object], run_id: str,
+               on_reply: Optional[Callable[[], None]] = None) -> int:
+        """Send the request ``make(request_id)`` without waiting; its reply is kept for :meth:`result`
+        and an error reply is also raised at the run's next call. ``on_reply`` runs once the reply
+        (or an error in its place) has arrived. Returns the request id."""
+        request = next(self._requests)
+        self._background[request] = (run_id, on_reply)
+        try:
+            self.send(make(request))
+        except BaseException:
+            self._replied(request)
+            raise
+        return request
+
+    def _replied(self, request: int) -> str:
+        run_id, on_reply = self._background.pop(request)
+        if on_reply is not None:
+            try:
+                on_reply()
+            except Exception:  # a clean-up: never in the way of the reply
+                pass
+        return run_id
+
+    def result(self, request: int, timeout: Optional[float], what: str) -> object:
+        """The reply to a request sent with :meth:`submit`, waiting (bounded) for it."""
+        with self._reply_lock:
+            if request not in self._results:
+                reply = self._wait(lambda m: getattr(m, "request", None) == request,
+                                   timeout or self.settings.shutdown_timeout, what)
+                if request in self._background:
+                    self._replied(request)
+                if type(reply) is ErrorReply:
+                    raise add_note(unpack_exception(reply.error), reply.note)
+                return reply
+            reply = self._results.pop(request)
+        if isinstance(reply, BaseException):
+            for errors in self._run_errors.values():
+                if any(error is reply for error in errors):
+                    errors[:] = [error for error in errors if error is not reply]  # raised here instead
+            raise reply
         return reply
 
     # --- batches -------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from mplogger._messages import (
     FinishRun,
     FlushRun,
     GetSummary,
+    LogArtifact,
+    UseArtifact,
     Hello,
     InitRun,
     LogBatch,
@@ -267,7 +269,7 @@ class Mux:
             self.rec_qs[route.index].put(message)
             if route.held and kind is LogBatch and not message.origin:
                 self.release_held(route)
-        elif kind in (FlushRun, GetSummary, FinishRun):
+        elif kind in (FlushRun, GetSummary, FinishRun, LogArtifact, UseArtifact):
             if kind is FinishRun and message.run_id in self.routes:
                 self.mark_finished(message.run_id)  # children stop before the last drain below
             self.drain_children()  # rows a child logged before this request come first

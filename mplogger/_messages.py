@@ -15,7 +15,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import attrs
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -33,6 +33,10 @@ __all__ = [
     "RunFlushed",
     "GetSummary",
     "SummaryReply",
+    "LogArtifact",
+    "ArtifactLogged",
+    "UseArtifact",
+    "ArtifactUsed",
     "FinishRun",
     "RunFinished",
     "ManagerStop",
@@ -199,6 +203,58 @@ class SummaryReply:
     request: int
     run_id: str
     summary: dict
+
+
+@attrs.frozen
+class LogArtifact:
+    """``run.log_artifact()``: store a version of an artifact, in order with the run's rows.
+
+    ``entries`` are ``(name in the artifact, kind, source, size, digest)``: kind ``"staged"`` is a
+    copy taken at log time in ``staging`` (moved into the store), ``"file"`` a file the user
+    promised not to change (``policy="immutable"``: the worker copies it), ``"ref"`` a reference
+    (``source`` is its URI; kept with its digest, not copied). ``metadata`` is JSON text. The reply
+    (:class:`ArtifactLogged`) is not waited for unless the user calls ``artifact.wait()``.
+    """
+
+    request: int
+    run_id: str
+    project: str
+    name: str
+    type: str
+    description: Optional[str]
+    metadata: str
+    aliases: tuple
+    entries: tuple
+    staging: str = ""
+
+
+@attrs.frozen
+class ArtifactLogged:
+    """The version a :class:`LogArtifact` stored (or found with the same content), as the store keeps it."""
+
+    request: int
+    run_id: str
+    record: dict
+    created: bool = True
+
+
+@attrs.frozen
+class UseArtifact:
+    """``run.use_artifact("name:alias")``: find the version in ``project`` and record that the run used it."""
+
+    request: int
+    run_id: str
+    project: str
+    name: str
+    alias: str
+    type: Optional[str] = None
+
+
+@attrs.frozen
+class ArtifactUsed:
+    request: int
+    run_id: str
+    record: dict
 
 
 @attrs.frozen

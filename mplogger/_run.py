@@ -12,11 +12,13 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 from mplogger import _store
+from mplogger._artifact import Artifact, as_artifact, check_aliases, parse_spec
 from mplogger._child import Attachment, ChildRun, attach, attachment_token
 from mplogger._client import Client
-from mplogger._errors import ConfigError, ManagerError, RunError, describe, expect
+from mplogger._errors import ConfigError, ManagerError, RunError, UsageError, describe, expect
 from mplogger._exit import status_of_exception
-from mplogger._messages import FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun
+from mplogger._messages import (ArtifactUsed, FinishRun, FlushRun, GetSummary, RunFinished, SummaryReply, UpdateRun,
+                                UseArtifact)
 from mplogger._metrics import MetricRules
 from mplogger._terminal import termlog
 from mplogger._wandb_methods import WandbRunMethods
@@ -580,6 +582,60 @@ class Run(WandbRunMethods):
         termlog(f"alert [{str(level).upper()}] {title}: {text}")
         self._send(UpdateRun(self.id, alert={"timestamp": _time(), "level": str(level).upper(),
                                              "title": str(title), "text": str(text)}))
+
+    # --- artifacts ---------------------------------------------------------------------------
+    def log_artifact(self, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                     aliases: Optional[List[str]] = None, tags: Optional[List[str]] = None) -> Artifact:
+        """Store a version of an artifact (or of a file or folder path) with this run, in order
+        with its rows. Returns at once; ``artifact.wait()`` returns once the version is stored."""
+        artifact = as_artifact(artifact_or_path, name, type, "run.log_artifact")
+        aliases = check_aliases(aliases)
+        self._artifacts_here("log_artifact")
+        self._commit_pending()
+        self._sender.flush()
+        artifact._log(self, aliases)
+        self._raise_errors()
+        return artifact
+
+    def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[List[str]] = None,
+                     use_as: Optional[str] = None) -> Artifact:
+        """The stored version ``name:alias`` (``name:latest``, ``name:v0``, ``project/name:alias``), recorded
+        as used by this run. An Artifact not logged yet is logged first."""
+        self._artifacts_here("use_artifact")
+        if isinstance(artifact_or_name, Artifact):
+            if artifact_or_name.is_draft():
+                self.log_artifact(artifact_or_name, aliases=aliases)
+            artifact_or_name.wait()
+            project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
+        else:
+            project, name, alias = parse_spec(artifact_or_name)
+        if type is not None and not isinstance(type, str):
+            raise TypeError(f"use_artifact(type=...) must be a string, not {type!r}")
+        self._commit_pending()
+        self._sender.flush()
+        reply = expect(self._client.request(
+            lambda r: UseArtifact(r, self.id, project or self.project, name, alias, type),
+            f"use_artifact {name}:{alias} of run {self.id}"), ArtifactUsed, "use_artifact")
+        return Artifact._stored(self.root, reply.record)
+
+    def log_model(self, path: Any, name: Optional[str] = None, aliases: Optional[List[str]] = None) -> Artifact:
+        """A file or folder logged as an artifact of type ``model`` (default name ``run-<id>-<base name>``)."""
+        base = os.path.basename(os.path.normpath(os.fspath(path)))
+        return self.log_artifact(path, name or f"run-{self.id}-{base}", "model", aliases)
+
+    def use_model(self, name: str) -> str:
+        """Download the model artifact ``name`` (``name:alias``) and return the path of its folder."""
+        artifact = self.use_artifact(name)
+        if artifact.type != "model":
+            raise ValueError(f"use_model({name!r}): that artifact is of type {artifact.type!r}, not 'model'")
+        return artifact.download()
+
+    def _artifacts_here(self, what: str) -> None:
+        if self._closed:
+            raise UsageError(f"run {self.id} is finished: {what}() needs a running run")
+        if self._child is not None:
+            raise UsageError(f"{what}(): run {self.id} is logged here from a forked process; artifacts are "
+                             f"logged in the process that called init() (pid {self._client.pid})")
 
     @property
     def _attach_id(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mplogger._errors import NotInMplogger
+from mplogger._errors import NotInMplogger, UsageError
 from mplogger._terminal import notice_once
 
 __all__ = ["WandbRunMethods"]
@@ -30,24 +30,29 @@ class WandbRunMethods:
         """Integrations call this private wandb hook (transformers: ``_label(code=...)``); nothing to do."""
 
     def log_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: artifacts."""
-        raise NotInMplogger("run.log_artifact(): artifacts")
+        """Artifacts are logged by the process that called ``init()``; this run is attached from another."""
+        raise self._owner_only("log_artifact")
 
     def use_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: artifacts."""
-        raise NotInMplogger("run.use_artifact(): artifacts")
-
-    def link_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available: artifacts and wandb's model registry."""
-        raise NotInMplogger("run.link_artifact(): artifacts")
+        """As ``log_artifact``: in the process that called ``init()`` (or read ``Api().artifact()`` here)."""
+        raise self._owner_only("use_artifact", "mplogger.Api().artifact(name) reads one from any process")
 
     def log_model(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: model artifacts."""
-        raise NotInMplogger("run.log_model(): artifacts")
+        """As ``log_artifact``."""
+        raise self._owner_only("log_model")
 
     def use_model(self, *args: Any, **kwargs: Any) -> Any:
-        """Not available yet: model artifacts."""
-        raise NotInMplogger("run.use_model(): artifacts")
+        """As ``use_artifact``."""
+        raise self._owner_only("use_model", "mplogger.Api().artifact(name).download() reads one from any process")
+
+    def _owner_only(self, what: str, hint: str = "") -> UsageError:
+        return UsageError(f"run.{what}(): run {self.id} is attached from another process here; artifacts are "
+                          f"logged and used by the process that called init(){'; ' + hint if hint else ''}")
+
+    def link_artifact(self, *args: Any, **kwargs: Any) -> Any:
+        """Not available: wandb's model registry."""
+        raise NotInMplogger("run.link_artifact(): wandb's model registry", "aliases name versions: "
+                            "run.log_artifact(artifact, aliases=[...])")
 
     def log_code(self, *args: Any, **kwargs: Any) -> Any:
         """Not available: code artifacts (``init(save_code=True)`` keeps the script's source)."""

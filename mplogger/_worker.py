@@ -14,10 +14,12 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import shutil
 import signal
 import sqlite3
 import threading
 import time
+import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from mplogger import _environment, _store
@@ -25,6 +27,10 @@ from mplogger._channel import QueueReader
 from mplogger._admin import process_alive
 from mplogger._errors import StoreGone, pack_exception
 from mplogger._messages import (
+    ArtifactLogged,
+    ArtifactUsed,
+    LogArtifact,
+    UseArtifact,
     BatchesDone,
     ErrorReply,
     FinishRun,
@@ -359,7 +365,7 @@ class Worker:
                 if txn is not None and not txn.conn.in_transaction:  # SQLite rolled it all back
                     self.txn = None
                     self.abandon(txn, exc)
-                note = f"{message.rows} rows logged to it were not stored" if type(message) is LogBatch else ""
+                note = _cost(message)
                 self.replies.append(ErrorReply(getattr(message, "request", None),
                                                getattr(message, "run_id", None),
                                                pack_exception(exc, self.where), note))
@@ -439,6 +445,10 @@ class Worker:
         elif kind is GetSummary:
             run = self.open_run(message.run_id)
             self.replies.append(SummaryReply(message.request, message.run_id, dict(run.summary)))
+        elif kind is LogArtifact:
+            self.log_artifact(message)
+        elif kind is UseArtifact:
+            self.use_artifact(message)
         elif kind is InitRun:
             self.init_run(message)
         elif kind is FinishRun:
@@ -631,6 +641,63 @@ class Worker:
         self.replies.append(RunFinished(message.request, run.run_id, message.state, run.history.stored,
                                         dict(run.summary)))
 
+    # --- artifacts ------------------------------------------------------------------------
+    def log_artifact(self, message: LogArtifact) -> None:
+        """Move the staged files into the store by content, then add the version in the transaction.
+
+        The files are hashed and moved outside any transaction (a large checkpoint must not hold
+        the store's write lock); until the commit, an object no version holds is an orphan that
+        ``doctor`` removes, and no reader sees a version that is not complete.
+        """
+        run = self.open_run(message.run_id)
+        if self.txn is not None and self.txn.conn is run.conn:
+            self.commit_transaction()
+        try:
+            files = [self._stored_file(run.root, message, entry) for entry in message.entries]
+        finally:
+            if message.staging and _store.staging_owner(message.staging) is not None:
+                shutil.rmtree(message.staging, ignore_errors=True)
+        self.begin(run.conn)
+        self.txn.touch(run)
+        record, created = _store.add_version(run.conn, message.project, message.name, message.type,
+                                             message.description, message.metadata, files, message.aliases,
+                                             run.run_id, time.time())
+        self.replies.append(ArtifactLogged(message.request, run.run_id, record, created))
+
+    @staticmethod
+    def _stored_file(root: str, message: LogArtifact, entry: tuple) -> _store.FileRow:
+        path, kind, source, size, digest = entry
+        if kind == "ref":
+            return path, digest, size, source
+        if kind == "file":  # policy="immutable": copied now, off the training loop
+            if _store.staging_owner(message.staging) is None:
+                raise ValueError(f"artifact {message.name!r}: no staging folder for its files")
+            staged = os.path.join(message.staging, f"copy-{uuid.uuid4().hex}")
+            _store.clone_file(source, staged)
+            source = staged
+        elif kind != "staged":
+            raise ValueError(f"unknown artifact entry kind {kind!r}")
+        digest, size = _store.hash_file(source)
+        _store.put_object(root, source, digest)
+        return path, digest, size, None
+
+    def use_artifact(self, message: UseArtifact) -> None:
+        run = self.open_run(message.run_id)
+        self.begin(run.conn)
+        found = _store.find_versions(run.conn, message.project, message.name, message.alias)
+        if not found:
+            versions = [f"v{record['version']}" for record in
+                        _store.select_versions(run.conn, message.project, message.name)]
+            raise KeyError(f"no artifact {message.name}:{message.alias} in project {message.project!r}"
+                           + (f"; it has {', '.join(reversed(versions[:10]))}" if versions else ""))
+        record = found[0]
+        if message.type is not None and record["type"] != message.type:
+            raise ValueError(f"artifact {message.name}:{message.alias} is of type {record['type']!r}, "
+                             f"not {message.type!r}")
+        self.txn.touch(run)
+        _store.record_use(run.conn, run.run_id, record["id"], time.time())
+        self.replies.append(ArtifactUsed(message.request, run.run_id, record))
+
     # --- environments ---------------------------------------------------------------------
     def run_deferred(self) -> None:
         """Start collecting new runs' environments (git state, installed packages) in a
@@ -692,6 +759,15 @@ class Worker:
         for conn in self.stores.values():
             conn.close()
         self.stores.clear()
+
+
+def _cost(message: object) -> str:
+    """What a message that failed cost its run, for the error's note."""
+    if type(message) is LogBatch:
+        return f"{message.rows} rows logged to it were not stored"
+    if type(message) is LogArtifact:
+        return f"artifact {message.name!r} was not stored"
+    return ""
 
 
 def _rows_of(columns: tuple) -> list:

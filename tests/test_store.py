@@ -261,7 +261,7 @@ def test_a_v1_store_reads_exactly_as_mplogger_0_1_read_it_before_and_after_the_u
     assert canonical(_read_all(v1_root)) == canonical(_expected())
     assert _version(v1_root) == 1  # readers write nothing
     _store.connect(v1_root).close()  # the first writer upgrades it
-    assert _version(v1_root) == 2
+    assert _version(v1_root) == _store.SCHEMA_VERSION
     assert canonical(_read_all(v1_root)) == canonical(_expected())
     findings = mplogger.Api(v1_root).doctor(repair=False)
     assert all(f.ok for f in findings), findings
@@ -313,14 +313,14 @@ def test_an_upgrade_killed_midway_leaves_the_v1_store_readable_and_upgradable(v1
     assert _version(v1_root) == 1
     assert canonical(_read_all(v1_root)) == canonical(_expected())
     _store.connect(v1_root).close()
-    assert _version(v1_root) == 2
+    assert _version(v1_root) == _store.SCHEMA_VERSION
     assert canonical(_read_all(v1_root)) == canonical(_expected())
 
 
 def test_a_store_from_a_newer_mplogger_is_refused_clearly(root):
     _store.connect(root).close()
     conn = sqlite3.connect(_store.db_path(root), isolation_level=None)
-    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     conn.close()
     with pytest.raises(RuntimeError, match="newer mplogger"):
         _store.connect(root)

@@ -1,4 +1,4 @@
-"""The store's SQLite schema (version 2), opening a store, and the upgrade of a version-1 store.
+"""The store's SQLite schema (version 3), opening a store, and the upgrade of older stores.
 
 Only the internal workers and the maintenance calls write; readers open the store through
 :func:`connect_reader`, which writes nothing, so a read-only store can be read. Every write
@@ -9,6 +9,7 @@ A version-1 store (mplogger 0.1) is upgraded in place by the first writer that o
 transaction: its ``history`` table is renamed ``history_v1`` and kept as it is (those rows read
 back exactly as before), the block tables and the views are added, and the version becomes 2.
 A crash in the middle leaves the version-1 store untouched; readers read either version.
+Version 3 adds the artifact tables (:mod:`._artifacts`); a version-2 store gains them the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mplogger._store._paths import db_path, no_database
 
 __all__ = ["SCHEMA_VERSION", "BUSY_TIMEOUT_S", "connect", "connect_reader", "retry_locked", "schema_version"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 
 _TABLES = """
@@ -118,6 +119,49 @@ CREATE TABLE IF NOT EXISTS history_columns (
     vlast   REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS history_columns_key ON history_columns (run_id, key, block);
+"""
+
+_ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS artifacts (
+    id          INTEGER PRIMARY KEY,
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    description TEXT,
+    metadata    TEXT NOT NULL DEFAULT '{}',
+    size        INTEGER NOT NULL,
+    files       INTEGER NOT NULL,
+    run_id      TEXT,
+    created     REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS artifacts_version ON artifacts (project, name, version);
+CREATE INDEX IF NOT EXISTS artifacts_digest ON artifacts (project, name, digest);
+CREATE TABLE IF NOT EXISTS artifact_files (
+    artifact_id INTEGER NOT NULL,
+    path        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    size        INTEGER,
+    ref         TEXT,
+    PRIMARY KEY (artifact_id, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS artifact_files_digest ON artifact_files (digest);
+CREATE TABLE IF NOT EXISTS artifact_aliases (
+    project     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    alias       TEXT NOT NULL,
+    artifact_id INTEGER NOT NULL,
+    PRIMARY KEY (project, name, alias)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifact_runs (
+    run_id      TEXT NOT NULL,
+    artifact_id INTEGER NOT NULL,
+    role        TEXT NOT NULL,
+    at          REAL NOT NULL,
+    PRIMARY KEY (run_id, artifact_id, role)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS artifact_runs_artifact ON artifact_runs (artifact_id, role);
 """
 
 # The views read the history as people do, in the sqlite3 shell; they need SQLite 3.38 (JSON's ->).
@@ -244,7 +288,7 @@ def _ensure_schema(conn: sqlite3.Connection) -> None:
         if version != SCHEMA_VERSION:
             if version == 1:
                 conn.execute("ALTER TABLE history RENAME TO history_v1")
-            script = _TABLES + _V1_HISTORY.format(name="history_v1") + _BLOCKS
+            script = _TABLES + _V1_HISTORY.format(name="history_v1") + _BLOCKS + _ARTIFACTS
             if sqlite3.sqlite_version_info >= _VIEWS_SQLITE:
                 script += _VIEWS
             for statement in _statements(script):

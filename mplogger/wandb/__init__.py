@@ -2,8 +2,8 @@
 after :func:`install`, and what ``import mplogger.wandb as wandb`` gives directly.
 
 ``run``, ``config``, ``summary`` and ``log`` are looked up on each access, so a library that kept
-this module sees the run that ``init()`` started. Features mplogger does not have (artifacts,
-sweeps, media other than Table, Image and Histogram) are present and raise
+this module sees the run that ``init()`` started. Features mplogger does not have (the model
+registry, sweeps, media other than Table, Image and Histogram) are present and raise
 :class:`NotImplementedError` naming themselves, never an ``AttributeError`` from inside a library.
 """
 
@@ -171,12 +171,12 @@ def _missing_class(name: str, feature: str, hint: str = "") -> type:
                            "__module__": __name__})
 
 
-Artifact = _missing_class("Artifact", "artifacts")
-log_artifact = _missing_function("log_artifact", "artifacts")
-use_artifact = _missing_function("use_artifact", "artifacts")
-log_model = _missing_function("log_model", "artifacts")
-use_model = _missing_function("use_model", "artifacts")
-link_model = _missing_function("link_model", "artifacts")
+Artifact = _mplogger.Artifact
+log_artifact = _mplogger.log_artifact
+use_artifact = _mplogger.use_artifact
+log_model = _mplogger.log_model
+use_model = _mplogger.use_model
+link_model = _missing_function("link_model", "wandb's model registry")
 restore = _missing_function("restore", "restoring files from wandb's server", "run.save() keeps files in the run's folder")
 sweep = _missing_function("sweep", "sweeps")
 agent = _missing_function("agent", "sweeps")
