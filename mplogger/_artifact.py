@@ -17,13 +17,14 @@ import os
 import re
 import shutil
 import sys
+import time
 import urllib.parse
 import uuid
 import weakref
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mplogger import _store
-from mplogger._errors import NotInMplogger, UsageError
+from mplogger._errors import NotInMplogger, RunError, UsageError
 from mplogger._messages import LogArtifact
 from mplogger._values import from_json, jsonable, to_json
 
@@ -399,28 +400,44 @@ class Artifact:
         raise NotInMplogger("artifact[name] = media object", "add the file with artifact.add_file()")
 
     # --- logging (called by Run.log_artifact) -----------------------------------------------
-    def _log(self, run: Any, aliases: Tuple[str, ...]) -> None:
+    def _message(self, run: Any, aliases: Tuple[str, ...], request: Optional[int], **child: Any) -> LogArtifact:
         if self._record is not None or self._pending is not None:
             raise ValueError(f"artifact {self.name} was logged already; make a new Artifact for a new version")
         entries = tuple((path, *entry) for path, entry in sorted(self._entries.items()))
-        message = lambda request: LogArtifact(  # noqa: E731
-            request, run.id, run.project, self._name, self._type, self._description, to_json(self._metadata),
-            ("latest", *aliases), entries, self._staging or "")
+        return LogArtifact(request, run.id, run.project, self._name, self._type, self._description,
+                           to_json(self._metadata), ("latest", *aliases), entries, self._staging or "", **child)
+
+    def _log(self, run: Any, aliases: Tuple[str, ...]) -> None:
+        """Send the version to ``run``'s worker (by ``Run.log_artifact``); the reply comes to :meth:`wait`."""
+        self._message(run, aliases, None)  # refused before anything is sent
         staging = self._staging
-        request = run._client.submit(message, run.id, None if staging is None else
-                                     lambda: shutil.rmtree(staging, ignore_errors=True))
-        self._pending = (run._client, request)
+        request = run._client.submit(lambda request: self._message(run, aliases, request), run.id,
+                                     None if staging is None else lambda: shutil.rmtree(staging, ignore_errors=True))
+        self._logged(("reply", run._client, request), run.root)
+
+    def _log_here(self, run: Any, aliases: Tuple[str, ...], put: Any) -> None:
+        """Send the version from a child process (``ChildRun.log_artifact``), which gets no reply."""
+        token = uuid.uuid4().hex
+        put(self._message(run, aliases, None, token=token, origin=os.getpid()))
+        self._logged(("store", token, self._staging), run.root)
+
+    def _logged(self, pending: tuple, root: str) -> None:
+        self._pending = pending
         if self._cleanup is not None:
             self._cleanup.detach()  # the worker stores the files; whatever a failure left goes at its reply
-        self._root = run.root
+        self._root = root
 
     def wait(self, timeout: Optional[float] = None) -> "Artifact":
         """Return once the version is in the store (at once when it already is)."""
         if self._pending is not None:
-            client, request = self._pending
-            reply = client.result(request, timeout, f"storing artifact {self._name}")
+            if self._pending[0] == "reply":
+                _, client, request = self._pending
+                record = client.result(request, timeout, f"storing artifact {self._name}").record
+            else:
+                _, token, staging = self._pending
+                record = _stored_version(self._root, token, staging, timeout, self._name)
             self._pending = None
-            self._record = dict(reply.record)
+            self._record = dict(record)
         elif self._record is None:
             raise ValueError(f"artifact {self._name} is not logged: log it with run.log_artifact() first")
         return self
@@ -567,6 +584,38 @@ class Artifact:
         if self._record is not None:
             return f"<Artifact {self.qualified_name} ({self._type}, {self.size} bytes)>"
         return f"<Artifact {self._name} ({self._type}, not logged{', storing' if self._pending else ''})>"
+
+
+_GONE_S = 5.0
+
+
+def _stored_version(root: str, token: str, staging: Optional[str], timeout: Optional[float],
+                    name: str) -> Dict[str, Any]:
+    """The version a child's log call ``token`` stored, polled from the store (bounded).
+
+    The worker removes the staging folder once the files are stored and commits the version
+    right after; a folder gone for seconds with no version means the worker refused it (the
+    run's owner gets that error).
+    """
+    deadline = time.monotonic() + (timeout or 120.0)
+    gone: Optional[float] = None
+    while True:
+        conn = _store.connect_reader(root)
+        try:
+            record = _store.logged_version(conn, token)
+        finally:
+            conn.close()
+        if record is not None:
+            return record
+        now = time.monotonic()
+        if staging is None or not os.path.isdir(staging):
+            gone = gone or now
+            if now - gone > _GONE_S:
+                raise RunError(f"artifact {name} was not stored: the worker refused it, and the process that "
+                               "started the run has the error")
+        if now > deadline:
+            raise TimeoutError(f"artifact {name} was not stored within {timeout or 120.0:g} s")
+        time.sleep(0.02)  # poll: a child process gets no reply
 
 
 def type_name(value: Any) -> str:

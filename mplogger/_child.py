@@ -14,13 +14,13 @@ import os
 import pickle
 import time
 import warnings
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import attrs
 
 from mplogger._channel import FifoWriter
-from mplogger._errors import UsageError
-from mplogger._messages import ConsoleLines, LogBatch, UpdateRun
+from mplogger._errors import ManagerError, UsageError
+from mplogger._messages import ConsoleLines, LogBatch, UpdateRun, UseArtifact
 from mplogger._values import check_row, from_json, jsonable, store_media, to_json
 from mplogger._wandb_methods import WandbRunMethods
 
@@ -150,6 +150,43 @@ class ChildRun(WandbRunMethods):
         except (BrokenPipeError, TimeoutError) as exc:
             self._ignore(f"its manager is gone ({exc})", "define_metric()")
         return rule
+
+    def log_artifact(self, artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
+                     aliases: Optional[List[str]] = None, tags: Optional[List[str]] = None) -> Any:
+        """As the parent's: the files are staged here and the worker stores them; nothing is replied
+        here, so ``artifact.wait()`` looks the version up in the store (an error goes to the parent)."""
+        from mplogger._artifact import as_artifact, check_aliases
+
+        artifact = as_artifact(artifact_or_path, name, type, "run.log_artifact")
+        aliases = check_aliases(aliases)
+        if os.path.exists(self._marker):
+            raise UsageError(f"run {self.id} was finished by the process that started it: log_artifact() needs "
+                             "a running run")
+        artifact._log_here(self, aliases, self._put)
+        return artifact
+
+    def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[List[str]] = None,
+                     use_as: Optional[str] = None) -> Any:
+        """As the parent's: the version is read from the store here and its use recorded with the run."""
+        from mplogger._api import Api
+        from mplogger._artifact import Artifact, parse_spec
+
+        if isinstance(artifact_or_name, Artifact):
+            if artifact_or_name.is_draft():
+                self.log_artifact(artifact_or_name, aliases=aliases)
+            artifact_or_name.wait()
+            project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
+        else:
+            project, name, alias = parse_spec(artifact_or_name)
+        artifact = Api(self.root).artifact(f"{project or self.project}/{name}:{alias}", type=type)
+        self._put(UseArtifact(None, self.id, artifact.project, name, artifact.version, origin=os.getpid()))
+        return artifact
+
+    def _put(self, message: object) -> None:
+        try:
+            self._writer.put(message, self._check_manager, self._attachment.timeout)
+        except (BrokenPipeError, TimeoutError) as exc:
+            raise ManagerError(f"run {self.id}: its manager is gone ({exc})") from None
 
     @property
     def _attach_id(self) -> str:

@@ -247,7 +247,8 @@ class Mux:
     # --- user -> workers ---------------------------------------------------------------
     def route(self, message: object) -> None:
         kind = type(message)
-        if kind is LogBatch or kind is UpdateRun or kind is ConsoleLines:
+        if kind is LogBatch or kind is UpdateRun or kind is ConsoleLines or (
+                kind in (LogArtifact, UseArtifact) and message.origin):  # a child's: nothing is replied
             route = self.routes.get(message.run_id)
             if kind is ConsoleLines and (route is None or route.finishing):
                 return  # output printed while the run was finishing: dropped, never an error
@@ -324,7 +325,8 @@ class Mux:
             if not messages:
                 break
             for message in messages:
-                if type(message) in (LogBatch, UpdateRun, ConsoleLines):
+                if type(message) in (LogBatch, UpdateRun, ConsoleLines) or (
+                        type(message) in (LogArtifact, UseArtifact) and message.origin):
                     self.route(message)
 
     def forward(self, index: int, request: int, run_id: str, message: object) -> None:

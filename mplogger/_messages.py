@@ -214,9 +214,12 @@ class LogArtifact:
     promised not to change (``policy="immutable"``: the worker copies it), ``"ref"`` a reference
     (``source`` is its URI; kept with its digest, not copied). ``metadata`` is JSON text. The reply
     (:class:`ArtifactLogged`) is not waited for unless the user calls ``artifact.wait()``.
+
+    From a child process (``origin`` its pid) ``request`` is None: nothing is replied; the child
+    finds the version by ``token`` in the store, and an error goes to the run's owner.
     """
 
-    request: int
+    request: Optional[int]
     run_id: str
     project: str
     name: str
@@ -226,6 +229,8 @@ class LogArtifact:
     aliases: tuple
     entries: tuple
     staging: str = ""
+    token: str = ""
+    origin: int = 0
 
 
 @attrs.frozen
@@ -240,14 +245,19 @@ class ArtifactLogged:
 
 @attrs.frozen
 class UseArtifact:
-    """``run.use_artifact("name:alias")``: find the version in ``project`` and record that the run used it."""
+    """``run.use_artifact("name:alias")``: find the version in ``project`` and record that the run used it.
 
-    request: int
+    From a child process (``origin`` its pid), which read the version itself, ``request`` is None
+    and nothing is replied.
+    """
+
+    request: Optional[int]
     run_id: str
     project: str
     name: str
     alias: str
     type: Optional[str] = None
+    origin: int = 0
 
 
 @attrs.frozen

@@ -588,6 +588,8 @@ class Run(WandbRunMethods):
                      aliases: Optional[List[str]] = None, tags: Optional[List[str]] = None) -> Artifact:
         """Store a version of an artifact (or of a file or folder path) with this run, in order
         with its rows. Returns at once; ``artifact.wait()`` returns once the version is stored."""
+        if self._child is not None:
+            return self._child.log_artifact(artifact_or_path, name, type, aliases, tags)
         artifact = as_artifact(artifact_or_path, name, type, "run.log_artifact")
         aliases = check_aliases(aliases)
         self._artifacts_here("log_artifact")
@@ -601,6 +603,8 @@ class Run(WandbRunMethods):
                      use_as: Optional[str] = None) -> Artifact:
         """The stored version ``name:alias`` (``name:latest``, ``name:v0``, ``project/name:alias``), recorded
         as used by this run. An Artifact not logged yet is logged first."""
+        if self._child is not None:
+            return self._child.use_artifact(artifact_or_name, type, aliases, use_as)
         self._artifacts_here("use_artifact")
         if isinstance(artifact_or_name, Artifact):
             if artifact_or_name.is_draft():
@@ -618,24 +622,9 @@ class Run(WandbRunMethods):
             f"use_artifact {name}:{alias} of run {self.id}"), ArtifactUsed, "use_artifact")
         return Artifact._stored(self.root, reply.record)
 
-    def log_model(self, path: Any, name: Optional[str] = None, aliases: Optional[List[str]] = None) -> Artifact:
-        """A file or folder logged as an artifact of type ``model`` (default name ``run-<id>-<base name>``)."""
-        base = os.path.basename(os.path.normpath(os.fspath(path)))
-        return self.log_artifact(path, name or f"run-{self.id}-{base}", "model", aliases)
-
-    def use_model(self, name: str) -> str:
-        """Download the model artifact ``name`` (``name:alias``) and return the path of its folder."""
-        artifact = self.use_artifact(name)
-        if artifact.type != "model":
-            raise ValueError(f"use_model({name!r}): that artifact is of type {artifact.type!r}, not 'model'")
-        return artifact.download()
-
     def _artifacts_here(self, what: str) -> None:
         if self._closed:
             raise UsageError(f"run {self.id} is finished: {what}() needs a running run")
-        if self._child is not None:
-            raise UsageError(f"{what}(): run {self.id} is logged here from a forked process; artifacts are "
-                             f"logged in the process that called init() (pid {self._client.pid})")
 
     @property
     def _attach_id(self) -> str:

@@ -3,9 +3,10 @@ into it): accepted no-ops, and named refusals of what mplogger does not have."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, List, Optional
 
-from mplogger._errors import NotInMplogger, UsageError
+from mplogger._errors import NotInMplogger
 from mplogger._terminal import notice_once
 
 __all__ = ["WandbRunMethods"]
@@ -29,25 +30,17 @@ class WandbRunMethods:
     def _label(self, *args: Any, **kwargs: Any) -> None:
         """Integrations call this private wandb hook (transformers: ``_label(code=...)``); nothing to do."""
 
-    def log_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """Artifacts are logged by the process that called ``init()``; this run is attached from another."""
-        raise self._owner_only("log_artifact")
+    def log_model(self, path: Any, name: Optional[str] = None, aliases: Optional[List[str]] = None) -> Any:
+        """A file or folder logged as an artifact of type ``model`` (default name ``run-<id>-<base name>``)."""
+        base = os.path.basename(os.path.normpath(os.fspath(path)))
+        return self.log_artifact(path, name or f"run-{self.id}-{base}", "model", aliases)
 
-    def use_artifact(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``log_artifact``: in the process that called ``init()`` (or read ``Api().artifact()`` here)."""
-        raise self._owner_only("use_artifact", "mplogger.Api().artifact(name) reads one from any process")
-
-    def log_model(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``log_artifact``."""
-        raise self._owner_only("log_model")
-
-    def use_model(self, *args: Any, **kwargs: Any) -> Any:
-        """As ``use_artifact``."""
-        raise self._owner_only("use_model", "mplogger.Api().artifact(name).download() reads one from any process")
-
-    def _owner_only(self, what: str, hint: str = "") -> UsageError:
-        return UsageError(f"run.{what}(): run {self.id} is attached from another process here; artifacts are "
-                          f"logged and used by the process that called init(){'; ' + hint if hint else ''}")
+    def use_model(self, name: str) -> str:
+        """Download the model artifact ``name`` (``name:alias``) and return the path of its folder."""
+        artifact = self.use_artifact(name)
+        if artifact.type != "model":
+            raise ValueError(f"use_model({name!r}): that artifact is of type {artifact.type!r}, not 'model'")
+        return artifact.download()
 
     def link_artifact(self, *args: Any, **kwargs: Any) -> Any:
         """Not available: wandb's model registry."""

@@ -20,7 +20,8 @@ import sqlite3
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mplogger import _environment, _store
 from mplogger._channel import QueueReader
@@ -204,6 +205,8 @@ class Worker:
         self.deferred: list = []
         self.collected: "queue.Queue" = queue.Queue()
         self.collecting = 0
+        self.storing: Dict[str, List[Tuple[LogArtifact, Future]]] = {}  # artifact files being stored, per run
+        self.files_pool: Optional[ThreadPoolExecutor] = None
 
     # --- stores and transactions ----------------------------------------------------------
     def store(self, root: str) -> sqlite3.Connection:
@@ -361,14 +364,7 @@ class Worker:
             try:
                 self.handle(message)
             except Exception as exc:
-                txn = self.txn
-                if txn is not None and not txn.conn.in_transaction:  # SQLite rolled it all back
-                    self.txn = None
-                    self.abandon(txn, exc)
-                note = _cost(message)
-                self.replies.append(ErrorReply(getattr(message, "request", None),
-                                               getattr(message, "run_id", None),
-                                               pack_exception(exc, self.where), note))
+                self.failed(message, exc)
         self.write_pending(idle)
         replies = self.take_replies()
         if self.batches:
@@ -376,9 +372,19 @@ class Worker:
             self.batches = self.batch_rows = self.batch_bytes = 0
         return replies
 
+    def failed(self, message: object, exc: Exception) -> None:
+        """``message`` could not be applied: an error reply saying what it cost its run."""
+        txn = self.txn
+        if txn is not None and not txn.conn.in_transaction:  # SQLite rolled it all back
+            self.txn = None
+            self.abandon(txn, exc)
+        self.replies.append(ErrorReply(getattr(message, "request", None), getattr(message, "run_id", None),
+                                       pack_exception(exc, self.where), _cost(message)))
+
     def write_pending(self, idle: bool, everything: bool = False) -> None:
-        """Write the rows that are due (see ``HistoryWriter.due``; with ``everything``: all rows
-        held), then commit."""
+        """Add the artifact versions whose files are stored, write the rows that are due (see
+        ``HistoryWriter.due``; with ``everything``: all rows held), then commit."""
+        self.add_stored_versions(block=everything)
         now = time.monotonic()
         for run in sorted(self.runs.values(), key=lambda run: self.txn is None or run.conn is not self.txn.conn):
             if run.history.pending and (everything or run.history.due(now, idle)):
@@ -436,6 +442,7 @@ class Worker:
             self.begin(run.conn)
             _store.insert_system_sample(run.conn, run.run_id, message.timestamp, to_json(message.values))
         elif kind is FlushRun:
+            self.add_stored_versions(message.run_id, block=True)
             run = self.runs.get(message.run_id)
             if run is None and message.run_id in self.lost:
                 raise self.lost[message.run_id]
@@ -615,6 +622,7 @@ class Worker:
             _store.insert_alert(run.conn, run.run_id, message.alert)
 
     def finish_run(self, message: FinishRun) -> None:
+        self.add_stored_versions(message.run_id, block=True)
         run = self.runs.get(message.run_id)
         if run is None and message.root is not None:
             conn = self.store(message.root)
@@ -643,26 +651,47 @@ class Worker:
 
     # --- artifacts ------------------------------------------------------------------------
     def log_artifact(self, message: LogArtifact) -> None:
-        """Move the staged files into the store by content, then add the version in the transaction.
+        """Hash and move the staged files into the store in a thread (a large checkpoint must not
+        hold up the run's rows, nor the store's write lock); the version is added once they are in.
 
-        The files are hashed and moved outside any transaction (a large checkpoint must not hold
-        the store's write lock); until the commit, an object no version holds is an orphan that
-        ``doctor`` removes, and no reader sees a version that is not complete.
+        Until that commit an object no version holds is an orphan that ``doctor`` removes; no
+        reader ever sees a version that is not complete. Versions of a run are added in the order
+        they were logged, and before any later flush, finish or use_artifact of the run.
         """
         run = self.open_run(message.run_id)
-        if self.txn is not None and self.txn.conn is run.conn:
-            self.commit_transaction()
+        if self.files_pool is None:
+            self.files_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mplogger-artifact-files")
+        future = self.files_pool.submit(self._store_files, run.root, message)
+        self.storing.setdefault(run.run_id, []).append((message, future))
+
+    def _store_files(self, root: str, message: LogArtifact) -> List[_store.FileRow]:
         try:
-            files = [self._stored_file(run.root, message, entry) for entry in message.entries]
+            return [self._stored_file(root, message, entry) for entry in message.entries]
         finally:
             if message.staging and _store.staging_owner(message.staging) is not None:
                 shutil.rmtree(message.staging, ignore_errors=True)
-        self.begin(run.conn)
-        self.txn.touch(run)
-        record, created = _store.add_version(run.conn, message.project, message.name, message.type,
-                                             message.description, message.metadata, files, message.aliases,
-                                             run.run_id, time.time())
-        self.replies.append(ArtifactLogged(message.request, run.run_id, record, created))
+
+    def add_stored_versions(self, run_id: Optional[str] = None, block: bool = False) -> None:
+        """Add the versions whose files are stored (with ``block``, waiting for those of ``run_id``,
+        or of every run), each in the open transaction with its reply."""
+        for waiting in ([run_id] if run_id is not None else list(self.storing)):
+            jobs = self.storing.get(waiting, [])
+            while jobs and (block or jobs[0][1].done()):
+                message, future = jobs.pop(0)
+                try:
+                    files = future.result()
+                    run = self.open_run(waiting)
+                    self.begin(run.conn)
+                    self.txn.touch(run)
+                    record, created = _store.add_version(run.conn, message.project, message.name, message.type,
+                                                         message.description, message.metadata, files,
+                                                         message.aliases, run.run_id, time.time(), message.token)
+                    if message.request is not None:
+                        self.replies.append(ArtifactLogged(message.request, run.run_id, record, created))
+                except Exception as exc:
+                    self.failed(message, exc)
+            if not jobs:
+                self.storing.pop(waiting, None)
 
     @staticmethod
     def _stored_file(root: str, message: LogArtifact, entry: tuple) -> _store.FileRow:
@@ -682,6 +711,7 @@ class Worker:
         return path, digest, size, None
 
     def use_artifact(self, message: UseArtifact) -> None:
+        self.add_stored_versions(message.run_id, block=True)
         run = self.open_run(message.run_id)
         self.begin(run.conn)
         found = _store.find_versions(run.conn, message.project, message.name, message.alias)
@@ -696,7 +726,8 @@ class Worker:
                              f"not {message.type!r}")
         self.txn.touch(run)
         _store.record_use(run.conn, run.run_id, record["id"], time.time())
-        self.replies.append(ArtifactUsed(message.request, run.run_id, record))
+        if message.request is not None:
+            self.replies.append(ArtifactUsed(message.request, run.run_id, record))
 
     # --- environments ---------------------------------------------------------------------
     def run_deferred(self) -> None:
@@ -759,6 +790,8 @@ class Worker:
         for conn in self.stores.values():
             conn.close()
         self.stores.clear()
+        if self.files_pool is not None:
+            self.files_pool.shutdown(wait=False)
 
 
 def _cost(message: object) -> str:
@@ -816,7 +849,7 @@ def _serve(index: int, rec_q: object, rsp: object) -> None:
         stop = False
         while not stop:
             deadline = worker.deadline()
-            timeout = 0.05 if worker.collecting else 1.0
+            timeout = 0.05 if worker.collecting or worker.storing else 1.0
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - time.monotonic()))
             ready = multiprocessing.connection.wait([rec, sentinel], timeout=timeout)

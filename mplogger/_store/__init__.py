@@ -15,7 +15,7 @@ aliases and lineage) and :mod:`._objects` (artifact files on disk, no SQL).
 """
 
 from mplogger._store._artifacts import (ARTIFACT_COLUMNS, FileRow, add_version, artifact_files, artifact_runs,
-                                        artifact_tables_ready, delete_run_artifacts, find_versions, held_digests,
+                                        artifact_tables_ready, delete_run_artifacts, find_versions, logged_version, held_digests,
                                         manifest_digest, record_use, referenced_digests, run_artifacts,
                                         select_versions, stored_files, version_record)
 from mplogger._store._objects import (artifacts_dir, clone_file, hash_file, is_digest, new_staging, object_path,
@@ -36,7 +36,7 @@ from mplogger._store._schema import (BUSY_TIMEOUT_S, SCHEMA_VERSION, begin, comm
 
 __all__ = [
     "ARTIFACT_COLUMNS", "FileRow", "add_version", "artifact_files", "artifact_runs", "artifact_tables_ready",
-    "delete_run_artifacts", "find_versions", "held_digests", "manifest_digest", "record_use", "referenced_digests",
+    "delete_run_artifacts", "find_versions", "logged_version", "held_digests", "manifest_digest", "record_use", "referenced_digests",
     "run_artifacts", "select_versions", "stored_files", "version_record", "artifacts_dir", "clone_file", "hash_file",
     "is_digest", "new_staging", "object_path", "objects", "put_object", "remove_object", "staging_dirs", "staging_owner",
     "BLOCK_ROWS", "BUSY_TIMEOUT_S", "DB_NAME", "RUN_COLUMNS", "RUN_ID_MAX", "RUN_ID_RULE", "RUN_TABLES",

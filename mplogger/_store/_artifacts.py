@@ -4,7 +4,8 @@ A version is a row of ``artifacts`` (name, ``version`` number, type, metadata as
 of its manifest); its files are rows of ``artifact_files`` (name inside the artifact, SHA-256 of
 the content, size, and for a reference the URI it points at); ``artifact_aliases`` holds each
 alias of a name once (so an alias moves, never doubles); ``artifact_runs`` says which runs logged
-and used which versions. A version is inserted with its files and aliases in the worker's
+and used which versions; ``artifact_logs`` which version each log call gave (a child process,
+which gets no reply, looks its version up there). A version is inserted with its files and aliases in the worker's
 transaction, so a reader sees all of it or nothing.
 """
 
@@ -56,7 +57,7 @@ def version_record(conn: sqlite3.Connection, artifact_id: int) -> Optional[Dict[
 
 def add_version(conn: sqlite3.Connection, project: str, name: str, type: str, description: Optional[str],
                 metadata: str, files: List[FileRow], aliases: Sequence[str], run_id: Optional[str],
-                now: float) -> Tuple[Dict[str, Any], bool]:
+                now: float, token: str = "") -> Tuple[Dict[str, Any], bool]:
     """Store a version of ``name`` with ``files``, or find the version with the same content.
 
     Returns (the version's record, whether it is new). ``aliases`` move to it; ``latest`` always
@@ -91,7 +92,17 @@ def add_version(conn: sqlite3.Connection, project: str, name: str, type: str, de
     if run_id is not None:
         conn.execute("INSERT OR IGNORE INTO artifact_runs (run_id, artifact_id, role, at) VALUES (?, ?, 'logged', ?)",
                      (run_id, artifact_id, now))
+    if token:
+        conn.execute("INSERT OR REPLACE INTO artifact_logs (token, artifact_id) VALUES (?, ?)", (token, artifact_id))
     return version_record(conn, artifact_id), created
+
+
+def logged_version(conn: sqlite3.Connection, token: str) -> Optional[Dict[str, Any]]:
+    """The version that the log call ``token`` stored (or found), once it is committed."""
+    if not artifact_tables_ready(conn):
+        return None
+    row = conn.execute("SELECT artifact_id FROM artifact_logs WHERE token = ?", (token,)).fetchone()
+    return None if row is None else version_record(conn, row[0])
 
 
 def _point_latest(conn: sqlite3.Connection, project: str, name: str) -> None:
@@ -184,6 +195,7 @@ def delete_run_artifacts(conn: sqlite3.Connection, run_id: str) -> Tuple[int, Li
             "SELECT digest FROM artifact_files WHERE artifact_id = ? AND ref IS NULL", (artifact_id,))}
         conn.execute("DELETE FROM artifact_files WHERE artifact_id = ?", (artifact_id,))
         conn.execute("DELETE FROM artifact_aliases WHERE artifact_id = ?", (artifact_id,))
+        conn.execute("DELETE FROM artifact_logs WHERE artifact_id = ?", (artifact_id,))
         conn.execute("DELETE FROM artifacts WHERE id = ?", (artifact_id,))
         _point_latest(conn, project, name)
         deleted += 1

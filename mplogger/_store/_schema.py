@@ -162,6 +162,10 @@ CREATE TABLE IF NOT EXISTS artifact_runs (
     PRIMARY KEY (run_id, artifact_id, role)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS artifact_runs_artifact ON artifact_runs (artifact_id, role);
+CREATE TABLE IF NOT EXISTS artifact_logs (
+    token       TEXT PRIMARY KEY,
+    artifact_id INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 # The views read the history as people do, in the sqlite3 shell; they need SQLite 3.38 (JSON's ->).
