@@ -12,11 +12,16 @@ Sections (each prints its own table; ``--only`` picks some):
   workload, each result read back with the tool's own reader (:mod:`benchmarks.peers`);
 - ``store``: writing 10^5 and 10^6 rows, reading them back (one key, every key, pandas), the
   HTML report, the CSV export, bytes a row and peak RSS, each as a ratio to its floor measured in
-  the same run, and how each grows from the smaller size to the larger (:mod:`benchmarks.bench_store`).
+  the same run, and how each grows from the smaller size to the larger (:mod:`benchmarks.bench_store`);
+- ``artifacts``: a checkpoint file (``--artifact-mb``, default 1024 MiB) logged with ``add_file`` +
+  ``log_artifact`` (policy mutable and immutable) from a loop that logs 10 floats a step: the call's
+  time, the time until the version is durable and its MiB/s next to ``shutil.copyfile`` + ``sha256``
+  of the same file, and ``log()``'s worst and p99 latency afterwards next to the same loop without
+  a checkpoint (:mod:`benchmarks.bench_artifacts`).
 
-Every section verifies that every record arrived. ``--n``, ``--keys``, ``--repeats`` and
-``--batch-sizes`` size the runs; ``--json`` writes all figures; a PNG chart is drawn when
-matplotlib is installed (``--png``).
+Every section verifies that every record arrived. ``--n``, ``--keys``, ``--repeats``,
+``--batch-sizes`` and ``--artifact-mb`` size the runs; ``--json`` writes all figures; a PNG chart
+is drawn when matplotlib is installed (``--png``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from benchmarks.common import machine, write_results
 
-SECTIONS = ("core", "transports", "scenarios", "peers", "store")
+SECTIONS = ("core", "transports", "scenarios", "peers", "store", "artifacts")
 KEYS_VARIABLE = "MPLOGGER_BENCH_KEYS"
 
 
@@ -43,6 +48,7 @@ class Options:
     n: Optional[int] = None
     repeats: Optional[int] = None
     batch_sizes: Optional[Tuple[int, ...]] = None
+    artifact_mb: Optional[int] = None
 
 
 def _core(o: Options) -> Dict[str, Any]:
@@ -90,8 +96,18 @@ def _store(o: Options) -> Dict[str, Any]:
     return {"figures": result, "table": bench_store.render(result)}
 
 
+def _artifacts(o: Options) -> Dict[str, Any]:
+    from benchmarks import bench_artifacts
+
+    size_mb = o.artifact_mb or (bench_artifacts.QUICK_MB if o.quick else bench_artifacts.default_mb())
+    windows = bench_artifacts.QUICK_WINDOWS if o.quick else bench_artifacts.WINDOWS
+    result = bench_artifacts.collect(size_mb=size_mb, repeats=o.repeats or 1, windows=windows, progress=not o.quick)
+    return {"figures": result, "table": bench_artifacts.render(result)}
+
+
 RUNNERS: Dict[str, Callable[[Options], Dict[str, Any]]] = {
     "core": _core, "transports": _transports, "scenarios": _scenarios, "peers": _peers, "store": _store,
+    "artifacts": _artifacts,
 }
 
 
@@ -159,6 +175,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--keys", type=int, help="float keys per row (default 10; every section)")
     parser.add_argument("--repeats", type=int, help="fresh-process repeats per measurement")
     parser.add_argument("--batch-sizes", help="comma list of batch sizes for the transports")
+    parser.add_argument("--artifact-mb", type=int, metavar="MIB",
+                        help="checkpoint size of the artifacts section in MiB (default $MPLOGGER_BENCH_ARTIFACT_MB "
+                             "or 1024; --quick: 64)")
     parser.add_argument("--json", metavar="PATH", help="write every figure to PATH")
     parser.add_argument("--png", metavar="PATH", help="draw the summary chart to PATH (needs matplotlib)")
     args = parser.parse_args(argv)
@@ -170,8 +189,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.keys < 1:
             parser.error("--keys must be at least 1")
         os.environ[KEYS_VARIABLE] = str(args.keys)  # read by every section and its children
+    if args.artifact_mb is not None and args.artifact_mb < 1:
+        parser.error("--artifact-mb must be at least 1")
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else None
-    result = run(sections, Options(args.quick, args.n, args.repeats, batch_sizes))
+    result = run(sections, Options(args.quick, args.n, args.repeats, batch_sizes, args.artifact_mb))
     if args.json:
         write_results(args.json, result)
     if args.png:

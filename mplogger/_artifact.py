@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import urllib.parse
 import uuid
@@ -119,7 +120,11 @@ def _staging_root() -> str:
     """The store that files added now are staged under: the active run's, else the default one."""
     from mplogger._settings import init_root
 
+    from mplogger._disabled import DisabledRun
+
     run = getattr(sys.modules.get("mplogger"), "run", None)
+    if isinstance(run, DisabledRun):  # nothing is kept: the copies go to a temporary folder
+        return os.path.join(tempfile.gettempdir(), f"mplogger-disabled-{os.getuid()}")
     return getattr(run, "root", None) or init_root(None)
 
 

@@ -207,6 +207,8 @@ class Worker:
         self.collecting = 0
         self.storing: Dict[str, List[Tuple[LogArtifact, Future]]] = {}  # artifact files being stored, per run
         self.files_pool: Optional[ThreadPoolExecutor] = None
+        self.stored_r, self.stored_w = os.pipe()  # a byte per artifact whose files are stored
+        os.set_blocking(self.stored_r, False)
 
     # --- stores and transactions ----------------------------------------------------------
     def store(self, root: str) -> sqlite3.Connection:
@@ -662,6 +664,7 @@ class Worker:
         if self.files_pool is None:
             self.files_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mplogger-artifact-files")
         future = self.files_pool.submit(self._store_files, run.root, message)
+        future.add_done_callback(lambda _: os.write(self.stored_w, b"."))  # wakes the serving loop
         self.storing.setdefault(run.run_id, []).append((message, future))
 
     def _store_files(self, root: str, message: LogArtifact) -> List[_store.FileRow]:
@@ -670,6 +673,13 @@ class Worker:
         finally:
             if message.staging and _store.staging_owner(message.staging) is not None:
                 shutil.rmtree(message.staging, ignore_errors=True)
+
+    def drain_stored(self) -> None:
+        try:
+            while os.read(self.stored_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
 
     def add_stored_versions(self, run_id: Optional[str] = None, block: bool = False) -> None:
         """Add the versions whose files are stored (with ``block``, waiting for those of ``run_id``,
@@ -683,6 +693,7 @@ class Worker:
                     run = self.open_run(waiting)
                     self.begin(run.conn)
                     self.txn.touch(run)
+                    _check_objects(run.root, files)  # under the write lock: `rm` cannot delete them now
                     record, created = _store.add_version(run.conn, message.project, message.name, message.type,
                                                          message.description, message.metadata, files,
                                                          message.aliases, run.run_id, time.time(), message.token)
@@ -792,6 +803,17 @@ class Worker:
         self.stores.clear()
         if self.files_pool is not None:
             self.files_pool.shutdown(wait=False)
+        for fd in (self.stored_r, self.stored_w):
+            os.close(fd)
+
+
+def _check_objects(root: str, files: List[_store.FileRow]) -> None:
+    """Every stored file of a version is in the objects (a concurrent ``rm`` may have deleted one
+    after it was moved in and before this transaction took the write lock)."""
+    for path, digest, _, ref in files:
+        if ref is None and not os.path.isfile(_store.object_path(root, digest)):
+            raise FileNotFoundError(f"the stored copy of {path!r} was deleted while the version was being added "
+                                    "(a run deleted at the same time); log the artifact again")
 
 
 def _cost(message: object) -> str:
@@ -849,10 +871,12 @@ def _serve(index: int, rec_q: object, rsp: object) -> None:
         stop = False
         while not stop:
             deadline = worker.deadline()
-            timeout = 0.05 if worker.collecting or worker.storing else 1.0
+            timeout = 0.05 if worker.collecting else 1.0
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-            ready = multiprocessing.connection.wait([rec, sentinel], timeout=timeout)
+            ready = multiprocessing.connection.wait([rec, sentinel, worker.stored_r], timeout=timeout)
+            if worker.stored_r in ready:
+                worker.drain_stored()
             messages = rec.read_available() if rec in ready else []
             for position, message in enumerate(messages):
                 if type(message) is WorkerStop:

@@ -23,12 +23,13 @@ import time
 import uuid
 from typing import BinaryIO, Iterator, Optional, Tuple
 
-__all__ = ["DIGEST_RULE", "artifacts_dir", "clone_file", "hash_file", "is_digest", "object_path", "objects",
-           "put_object", "remove_object", "new_staging", "staging_dirs", "staging_owner"]
+__all__ = ["DIGEST_RULE", "artifacts_dir", "clone_file", "hash_file", "in_store", "is_digest", "object_path",
+           "objects", "put_object", "remove_object", "new_staging", "staging_dirs", "staging_owner"]
 
 DIGEST_RULE = re.compile(r"[0-9a-f]{64}")
 _FICLONE = 0x40049409  # linux/fs.h: share the source's extents (btrfs, XFS, bcachefs)
 _CHUNK = 1 << 20
+_HASH_CHUNK = 8 << 20  # large reads: the hashing thread takes the GIL back once per chunk
 
 
 def artifacts_dir(root: str) -> str:
@@ -51,7 +52,7 @@ def hash_file(path: str) -> Tuple[str, int]:
     """The SHA-256 hex digest and size of the file at ``path``, read in chunks."""
     digest = hashlib.sha256()
     size = 0
-    buffer = bytearray(_CHUNK)
+    buffer = bytearray(_HASH_CHUNK)
     view = memoryview(buffer)
     with open(path, "rb") as source:
         while True:
@@ -161,3 +162,12 @@ def staging_owner(folder: str) -> Optional[Tuple[int, float]]:
     """(pid, creation time) of the process that made a staging folder, or None for a name not made here."""
     match = re.fullmatch(r"(\d+)-(\d+)-[0-9a-f]{12}", os.path.basename(folder))
     return None if match is None else (int(match.group(1)), float(match.group(2)))
+
+
+def in_store(root: str, path: str) -> bool:
+    """Whether ``path`` lies under ``root`` and is reached from it without following a symbolic link
+    (checked before anything found under ``root`` is deleted: a store may come from someone else)."""
+    relative = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
+    if relative == os.curdir or relative.split(os.sep, 1)[0] == os.pardir:
+        return False
+    return os.path.realpath(path) == os.path.join(os.path.realpath(root), relative)
