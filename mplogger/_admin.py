@@ -15,15 +15,15 @@ import os
 import shutil
 import socket
 import sqlite3
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
 import attrs
 
 from mplogger import _store
 from mplogger._terminal import printable
 
-__all__ = ["Finding", "delete_run", "doctor", "process_alive", "summary_line"]
-
+__all__ = ["Deleted", "Finding", "KeptArtifact", "delete_run", "doctor", "format_size", "process_alive",
+           "summary_line"]
 
 
 def process_alive(pid: Optional[int], since: float) -> bool:
@@ -36,7 +36,7 @@ def process_alive(pid: Optional[int], since: float) -> bool:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # OverflowError: a number no pid can be
         return False
     except PermissionError:
         pass
@@ -102,11 +102,36 @@ def _transaction(root: str, commit: bool = True,
         conn.close()
 
 
-def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
-    """Delete a run: its record, rows, output, metrics, alerts and folder. Returns counts deleted.
+@attrs.frozen
+class KeptArtifact:
+    """An artifact version that a deleted run logged, kept because other runs logged or used it too."""
+
+    name: str  # "name:vN", as stored (escape it before it reaches a terminal)
+    runs: Tuple[str, ...]  # the ids of the runs that keep it
+
+
+class Deleted(Dict[str, int]):
+    """What :func:`delete_run` deleted: rows per table, and ``"artifacts"`` (the versions the run
+    logged that went with it) when it logged any.
+
+    ``kept``: the versions it logged that other runs still use (kept, no longer the run's).
+    ``objects_left``: files that no version holds any more but that stay on disk because a run
+    was live (it might be storing the same content again); ``doctor`` removes them later.
+    """
+
+    def __init__(self, counts: Mapping[str, int], kept: Iterable[KeptArtifact] = (), objects_left: int = 0) -> None:
+        super().__init__(counts)
+        self.kept: List[KeptArtifact] = list(kept)
+        self.objects_left = objects_left
+
+
+def delete_run(root: str, run_id: str, force: bool = False) -> Deleted:
+    """Delete a run: its record, rows, output, metrics, alerts, folder and the artifact versions
+    it logged that no other run used. Returns counts deleted (see :class:`Deleted`).
 
     A run still ``running`` in a live process on this host is refused unless ``force``; an id
-    that is not a usable run id (e.g. ``..``) is refused before anything is touched.
+    that is not a usable run id (e.g. ``..``) is refused before anything is touched. The files
+    of the deleted versions are removed from disk after the commit, unless a run is live.
     """
     _store.check_run_id(run_id, f"deleting a run in {root}")
     folder = _store.run_dir(root, run_id)
@@ -114,14 +139,58 @@ def delete_run(root: str, run_id: str, force: bool = False) -> Dict[str, int]:
         record = _store.fetch_run(conn, run_id)
         if record is None:
             raise KeyError(f"no run {run_id!r} in {root}")
-        if (not force and record["state"] == "running" and record["host"] == socket.gethostname()
-                and process_alive(record["pid"], record["updated"])):
+        alive = (record["state"] == "running" and record["host"] == socket.gethostname()
+                 and process_alive(record["pid"], record["updated"]))
+        if alive and not force:
             raise RuntimeError(
                 f"run {run_id} is still running (pid {record['pid']}); finish it first, "
                 "or delete it anyway with force")
-        counts = _store.delete_run_rows(conn, run_id)
+        counts: Dict[str, int] = _store.delete_run_rows(conn, run_id)
+        kept: List[KeptArtifact] = []
+        freed: Set[str] = set()
+        if _store.artifact_tables_ready(conn):
+            deleted, kept_versions, freed = _store.delete_run_artifacts(conn, run_id)
+            kept = [KeptArtifact(name, tuple(runs)) for name, runs in kept_versions]
+            if deleted or kept:
+                counts["artifacts"] = deleted
     shutil.rmtree(folder, ignore_errors=True)
-    return counts
+    left = _remove_objects(root, freed, alive) if freed else 0
+    return Deleted(counts, kept, left)
+
+
+def _remove_objects(root: str, digests: Set[str], alive: bool) -> int:
+    """Remove the objects no version holds any more; returns how many were left on disk.
+
+    They are removed holding the store's write lock, and only while no run is live: a live run's
+    worker moves a file into the objects before it adds the version holding it, so an object a
+    version is about to hold cannot be told from a freed one.
+    """
+    try:
+        with _transaction(root, refused="the deleted versions' files cannot be removed") as conn:
+            if alive or _live_runs(conn):
+                return len(digests)
+            unheld = digests - _store.held_digests(conn, digests)
+            for digest in sorted(unheld):
+                _remove_object(root, digest)
+    except (OSError, sqlite3.Error):  # the run is deleted; what is left is doctor's to remove
+        return len(digests)
+    return 0
+
+
+def _remove_object(root: str, digest: Any) -> None:
+    """Delete an object, unless its digest is no digest (as a store may hold) or a symbolic link on
+    the way leads its folder out of the store."""
+    if _store.is_digest(digest) and _store.in_store(root, os.path.dirname(_store.object_path(root, digest))):
+        _store.remove_object(root, digest)
+
+
+def _live_runs(conn: sqlite3.Connection) -> List[str]:
+    """The runs marked running whose process may be alive: alive on this host, or on another host
+    (which cannot be checked from here)."""
+    host = socket.gethostname()
+    return [run_id for run_id, run_host, pid, updated in _store.running_runs(conn)
+            if run_host != host or not isinstance(pid, int) or not isinstance(updated, (int, float))
+            or process_alive(pid, updated)]
 
 
 @attrs.frozen
@@ -138,6 +207,11 @@ class Finding:
 def doctor(root: str, repair: bool = True) -> List[Finding]:
     """Check a store; with ``repair``, mark runs whose process is gone ``crashed`` and fix counts.
 
+    Artifacts: a staging folder left by a process that is gone is removed; artifact files that no
+    version holds are deleted while no run is running (else kept and reported); a version whose
+    files are missing is reported (it cannot be repaired). Folders mplogger did not name are
+    reported and left as they are.
+
     A read-only store raises PermissionError with ``repair`` (``repair=False`` checks it); a
     folder without a database yet is an empty store, healthy.
     """
@@ -153,7 +227,12 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
         findings += _stuck_runs(conn, repair)
         findings += _row_counts(conn, repair)
         findings += _orphans(conn, repair)
+        if _store.artifact_tables_ready(conn):
+            findings += _lost_files(conn, root)
+            findings += _unheld_objects(conn, root, repair)
+        remote = [run_id for run_id, host, _, _ in _store.running_runs(conn) if host != socket.gethostname()]
     findings += _stray_folders(root)
+    findings += _staging(root, repair, remote)
     return findings
 
 
@@ -244,6 +323,85 @@ def _stray_folder(runs_dir: str, name: str) -> Finding:
                                                   "(left as it is)"), run_id=name)
     return Finding("folders", True, printable(f"{runs_dir} holds {name!r}, which is not a run id "
                                               "(left as it is)"))
+
+
+def _lost_files(conn: sqlite3.Connection, root: str) -> List[Finding]:
+    """Artifact versions whose stored files are missing from the objects (reported: not repairable)."""
+    lost: Dict[Tuple[Any, Any, Any], List[Any]] = {}
+    for project, name, version, path, digest in _store.stored_files(conn):
+        if not _store.is_digest(digest) or not os.path.isfile(_store.object_path(root, digest)):
+            lost.setdefault((project, name, version), []).append(path)
+    found = []
+    for (project, name, version), paths in lost.items():
+        shown = ", ".join(repr(path) for path in paths[:5]) + (" ..." if len(paths) > 5 else "")
+        found.append(Finding("artifacts", False, printable(
+            f"artifact {project}/{name}:v{version} lost {len(paths)} of its files ({shown}): they cannot be "
+            "restored (log the artifact again)")))
+    return found
+
+
+def _unheld_objects(conn: sqlite3.Connection, root: str, repair: bool) -> List[Finding]:
+    """Artifact files no version holds (an artifact whose logging was cut short): deleted, but only
+    while no run is live, since a live run's worker stores a file before the version holding it."""
+    held = _store.referenced_digests(conn)
+    unheld = [digest for digest in _store.objects(root) if digest not in held]
+    if not unheld:
+        return []
+    size = 0
+    for digest in unheld:
+        with contextlib.suppress(OSError):
+            size += os.path.getsize(_store.object_path(root, digest))
+    what = (f"{len(unheld)} artifact file(s) ({format_size(size)}) in {_store.artifacts_dir(root)} "
+            "belong to no version")
+    live = _live_runs(conn)
+    if live:
+        shown = ", ".join(str(run_id) for run_id in live[:5]) + (" ..." if len(live) > 5 else "")
+        return [Finding("objects", True, printable(
+            f"{what}; kept while runs are running ({shown}): they may be storing them "
+            "(run doctor again once they have finished)"))]
+    if repair:
+        for digest in unheld:
+            _remove_object(root, digest)
+    return [Finding("objects", False, what + ("; deleted" if repair else ""), repair)]
+
+
+def _staging(root: str, repair: bool, remote: List[str]) -> List[Finding]:
+    """Staging folders (copies taken when files were added to an artifact) of processes that are gone:
+    removed. A folder mplogger did not name is reported, never deleted; while runs of another host
+    are running, a folder whose process is not alive here may be theirs, and is kept."""
+    found = []
+    for folder in _store.staging_dirs(root):
+        owner = _store.staging_owner(folder)
+        if (owner is None or not 0 < owner[0] < 2 ** 31 or not os.path.isdir(folder)
+                or not _store.in_store(root, folder)):
+            found.append(Finding("staging", True, printable(
+                f"{os.path.dirname(folder)} holds {os.path.basename(folder)!r}, which mplogger did not make "
+                "(left as it is)")))
+            continue
+        pid, made = owner
+        if process_alive(pid, made + 1.0):  # the name's time is whole seconds
+            continue  # a live process is adding files to an artifact
+        if remote:
+            found.append(Finding("staging", True, printable(
+                f"staging folder {folder}: its process {pid} is not alive on this host; kept, as it may be "
+                f"of a process on another host, whose runs are running ({', '.join(map(str, remote[:5]))})")))
+            continue
+        if repair:
+            shutil.rmtree(folder, ignore_errors=True)
+        found.append(Finding("staging", False, printable(
+            f"staging folder {folder} was left by process {pid}, which is gone" + ("; removed" if repair else "")),
+            repair))
+    return found
+
+
+def format_size(size: int) -> str:
+    """A size as ``512 B``, ``1.5 KiB``, ``3.0 MiB``, ..."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # not reached
 
 
 def summary_line(findings: List[Finding]) -> str:

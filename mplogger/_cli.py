@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mplogger._admin import process_alive
+from mplogger._admin import format_size, process_alive
 from mplogger._api import STATES, Api, StoredRun
 from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
@@ -33,16 +33,22 @@ __all__ = ["main"]
 
 Command = Callable[[Api, argparse.Namespace], Optional[int]]
 _COMMANDS: Dict[str, Tuple[Command, Tuple[Tuple[tuple, dict], ...]]] = {}
+_SUBCOMMANDS: Dict[str, Dict[str, Tuple[Command, Tuple[Tuple[tuple, dict], ...]]]] = {}
 
 
 def _arg(*names: str, **options: Any) -> Tuple[tuple, dict]:
     return names, options
 
 
-def command(*arguments: Tuple[tuple, dict]) -> Callable[[Command], Command]:
-    """Register a function as a command named after it, with these arguments."""
+def command(*arguments: Tuple[tuple, dict], group: Optional[str] = None) -> Callable[[Command], Command]:
+    """Register a function as a command named after it, with these arguments; with ``group``, as a
+    sub-command of that command, named after the rest of the function's name (``artifacts_ls``: ``ls``)."""
     def register(function: Command) -> Command:
-        _COMMANDS[function.__name__.rstrip("_")] = (function, arguments)
+        name = function.__name__.rstrip("_")
+        if group is None:
+            _COMMANDS[name] = (function, arguments)
+        else:
+            _SUBCOMMANDS.setdefault(group, {})[name[len(group) + 1:]] = (function, arguments)
         return function
     return register
 
@@ -199,10 +205,13 @@ def show(api: Api, args: argparse.Namespace) -> None:
         "dir": run.dir,
     }
     files = run.files()
+    logged, used = run.logged_artifacts(), run.used_artifacts()
     if args.json:
         _print_json({**_listing(run), "job_type": run.job_type, "notes": run.notes, "exit_code": run.exit_code,
                      "host": run.host, "pid": run.pid, "argv": run.argv, "dir": run.dir,
-                     "config": run.config, "metadata": run.metadata, "files": files})
+                     "config": run.config, "metadata": run.metadata, "files": files,
+                     "logged_artifacts": [_artifact_ref(a) for a in logged],
+                     "used_artifacts": [_artifact_ref(a) for a in used]})
         return
     print(_section("run", {k: v for k, v in fields.items() if v not in (None, [], "")}))
     for title, values in (("config", run.config), ("summary", run.summary), ("metadata", run.metadata)):
@@ -210,6 +219,11 @@ def show(api: Api, args: argparse.Namespace) -> None:
         print(_section(title, values))
     print()
     print("files:" + ("".join(f"\n  {printable(name)}" for name in files) if files else " (none)"))
+    print()
+    rows = [[role, a.name, a.type, ", ".join(a.aliases)] for role, versions in (("logged", logged), ("used", used))
+            for a in versions]
+    print("artifacts:" + ("\n" + _indent(_table(["role", "version", "type", "aliases"], rows, width=60))
+                          if rows else " (none)"))
 
 
 @command(_arg("run", metavar="RUN", help="run id or unique id prefix"),
@@ -359,10 +373,17 @@ def rm(api: Api, args: argparse.Namespace) -> None:
             print(f"kept {run.id}", file=sys.stderr)
             continue
         try:
-            run.delete(force=args.force)
+            deleted = run.delete(force=args.force)
         except RuntimeError as exc:
             raise CliError(f"{exc} (--force)") from None
         print(f"deleted {run.id}", file=sys.stderr)
+        for kept in deleted.kept:
+            users = ", ".join(kept.runs)
+            print(printable(f"kept artifact {kept.name} (used by run{'s' if len(kept.runs) > 1 else ''} {users})"),
+                  file=sys.stderr)
+        if deleted.objects_left:
+            print(f"left {deleted.objects_left} artifact file(s) of {run.id} on disk while runs are running; "
+                  "`mplogger doctor` removes them once none is", file=sys.stderr)
 
 
 def _distinct(runs: List[StoredRun]) -> List[StoredRun]:
@@ -381,8 +402,10 @@ def _confirm(question: str) -> bool:
 
 @command(_arg("--dry-run", action="store_true", help="only check; change nothing"), _JSON)
 def doctor(api: Api, args: argparse.Namespace) -> int:
-    """Check a store (SQLite integrity, row counts, stray rows) and repair it: runs left running whose
-    process is gone are marked crashed. Exit status 1 when a problem remains."""
+    """Check a store (SQLite integrity, row counts, stray rows, artifact files) and repair it: runs left
+    running whose process is gone are marked crashed, staging folders of processes that are gone are
+    removed, and artifact files no version holds are deleted (while no run is running). Exit status 1
+    when a problem remains."""
     from mplogger._admin import summary_line
 
     findings = api.doctor(repair=not args.dry_run)
@@ -444,6 +467,104 @@ def _exported_note(done: Sequence[str]) -> str:
     return f"; exported before it (kept): {', '.join(done)}" if done else ""
 
 
+# --- artifacts ---------------------------------------------------------------------------------
+_SPEC = _arg("artifact", metavar="NAME[:ALIAS]",
+             help="the version: name (its latest), name:alias, name:v2, or project/name:alias")
+
+
+@command()
+def artifacts(api: Api, args: argparse.Namespace) -> None:
+    """Artifact versions kept in the store: list them (ls), show one (show), download one (get)."""
+    raise CliError("mplogger artifacts: give ls, show or get")  # argparse requires one: not reached
+
+
+@command(_arg("--type", help="only versions of this type (e.g. dataset, model)"),
+         _arg("--project", "-p", help="only versions of this project"), _JSON, group="artifacts")
+def artifacts_ls(api: Api, args: argparse.Namespace) -> None:
+    """List artifact versions, by project and name, newest version first: type, size, aliases, the run
+    that logged it and when."""
+    versions = api.artifacts(type=args.type, project=args.project)
+    if args.json:
+        _print_json([_artifact_listing(a) for a in versions])
+        return
+    if not versions:
+        print(f"no artifacts in {api.root}", file=sys.stderr)
+        return
+    rows = [[a.qualified_name, a.type, _bytes(a.size), ", ".join(a.aliases), _logged_by(a) or "-",
+             (format_time(a.created_at) or "?")[:16]] for a in versions]
+    print(_table(["artifact", "type", "size", "aliases", "logged by", "created"], rows, width=60))
+
+
+@command(_SPEC, _JSON, group="artifacts")
+def artifacts_show(api: Api, args: argparse.Namespace) -> None:
+    """Show one artifact version: its fields, metadata, aliases, files, the run that logged it and
+    the runs that used it."""
+    artifact = api.artifact(args.artifact)
+    files = artifact.files()
+    logged = artifact.logged_by()
+    used = artifact.used_by()
+    if args.json:
+        _print_json({**_artifact_listing(artifact),
+                     "files": [{"name": f.path, "size": f.size, "digest": f.digest, "ref": f.ref} for f in files],
+                     "used_by": [run.id for run in used]})
+        return
+    fields = {"artifact": artifact.qualified_name, "type": artifact.type, "version": artifact.version,
+              "aliases": artifact.aliases, "description": artifact.description, "size": _bytes(artifact.size),
+              "files": len(files), "digest": artifact.digest, "created": format_time(artifact.created_at),
+              "logged by": _run_label(logged) if logged is not None else None}
+    print(_section("artifact", {k: v for k, v in fields.items() if v not in (None, [], "")}))
+    print()
+    print(_section("metadata", artifact.metadata))
+    print()
+    rows = [[f.path, "-" if f.size is None else _bytes(f.size), (f.digest or "")[:12], f.ref or ""] for f in files]
+    print("files:" + ("\n" + _indent(_table(["name", "size", "digest", "ref"], rows, width=80)) if rows else " (none)"))
+    print()
+    print("used by:" + ("".join(f"\n  {printable(_run_label(run))}" for run in used) if used else " (none)"))
+
+
+@command(_SPEC, _arg("--output", "-o", metavar="DIR",
+                     help="the folder to write its files into (default ./artifacts/NAME:VERSION)"), group="artifacts")
+def artifacts_get(api: Api, args: argparse.Namespace) -> None:
+    """Download an artifact version: write its files into a folder, and print the folder."""
+    artifact = api.artifact(args.artifact)
+    folder = artifact.download(root=args.output)
+    print(printable(f"wrote {artifact.qualified_name} ({len(artifact.files())} files, {_bytes(artifact.size)}) "
+                    f"to {folder}"), file=sys.stderr)
+    print(printable(folder))
+
+
+def _artifact_ref(artifact: Any) -> Dict[str, Any]:
+    """A version as a run's show lists it."""
+    return {"project": artifact.project, "name": artifact.name.split(":")[0], "version": artifact.version,
+            "type": artifact.type, "aliases": artifact.aliases}
+
+
+def _artifact_listing(artifact: Any) -> Dict[str, Any]:
+    """A version as ``artifacts ls --json`` lists it."""
+    return {"project": artifact.project, "name": artifact.name.split(":")[0], "version": artifact.version,
+            "type": artifact.type, "aliases": artifact.aliases, "size": artifact.size, "digest": artifact.digest,
+            "description": artifact.description, "metadata": artifact.metadata, "created": artifact.created_at,
+            "logged_by": _logged_by(artifact)}
+
+
+def _logged_by(artifact: Any) -> Optional[str]:
+    """The id of the run that logged a version (None once that run is deleted)."""
+    run_id = (artifact._record or {}).get("run_id")
+    return run_id if isinstance(run_id, str) else None
+
+
+def _run_label(run: StoredRun) -> str:
+    return f"{run.id} ({run.name}, {run.state})"
+
+
+def _bytes(size: Any) -> str:
+    return format_size(size) if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else str(size)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
 # --- running a job ----------------------------------------------------------------------------
 @command(_arg("job", nargs=argparse.REMAINDER, metavar="COMMAND [ARGS...]",
               help="the command to run, e.g. python train.py or torchrun --nproc_per_node 2 train.py"))
@@ -496,7 +617,22 @@ def parser() -> argparse.ArgumentParser:
         for names, options in arguments:
             sub.add_argument(*names, **options)
         sub.set_defaults(function=function)
+        if name in _SUBCOMMANDS:
+            _add_subcommands(sub, _SUBCOMMANDS[name])
     return top
+
+
+def _add_subcommands(parent: argparse.ArgumentParser,
+                     subcommands: Mapping[str, Tuple[Command, Tuple[Tuple[tuple, dict], ...]]]) -> None:
+    """A command's sub-commands (``mplogger artifacts ls``), each with ``--dir`` too, before or after it."""
+    below = parent.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    for name, (function, arguments) in subcommands.items():
+        doc = " ".join((function.__doc__ or "").split())
+        sub = below.add_parser(name, help=doc.split(". ")[0].rstrip("."), description=doc)
+        sub.add_argument("--dir", "-d", default=argparse.SUPPRESS, help="the store (as for the command)")
+        for names, options in arguments:
+            sub.add_argument(*names, **options)
+        sub.set_defaults(function=function)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

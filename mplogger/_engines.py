@@ -52,6 +52,11 @@ experiment named after the project (or ``experiment``), created when missing.
   limits), while the history is read page by page: memory stays flat for any number of rows.
 - MLflow keeps one point per (key, step, timestamp in ms, value): two rows with the same step,
   millisecond and value of a key are one point there.
+- artifacts: each artifact version the run logged becomes the MLflow run's artifacts under
+  ``artifacts/<name>/<vN>/`` (its files by their names in the version; a reference that cannot
+  be read offline, such as ``s3://``, is left out), and the ``mplogger.artifacts`` tag lists the
+  versions it logged and used, as JSON ``{"logged": ["project/name:vN", ...], "used": [...]}``.
+  A stored file missing from the store fails the run's export (``mplogger doctor`` lists it).
 - An mplogger run is exported once per experiment: a run found there with its
   ``mplogger.run_id`` tag raises :class:`AlreadyExportedError` naming it, checked for every run
   before anything is written. A run whose export fails half-way is deleted again.
@@ -68,6 +73,7 @@ import importlib.util
 import json
 import os
 import re
+import tempfile
 from types import SimpleNamespace
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
                     Set, Tuple)
@@ -578,8 +584,9 @@ def _write_mlflow_run(ml: SimpleNamespace, client: Any, experiment_id: str, run:
         params = _params(ml, run.config, param_names, truncated)
         _log_chunks(client, mlflow_id, "params", params, ml.MAX_PARAMS_TAGS_PER_BATCH)
         tally = _log_metrics(ml, client, mlflow_id, run, metric_names, progress)
+        lineage = _log_artifacts(client, mlflow_id, run)
         renamed = {**param_names.renamed("params."), **metric_names.renamed("metrics.")}
-        tags = _tags(ml, run, tally, renamed, truncated)
+        tags = _tags(ml, run, tally, renamed, truncated, _json_or_none(lineage))
         _log_chunks(client, mlflow_id, "tags", tags, ml.MAX_PARAMS_TAGS_PER_BATCH)
         if run.state != "running":
             client.set_terminated(mlflow_id, MLFLOW_STATUS.get(run.state, "FAILED"),
@@ -588,6 +595,20 @@ def _write_mlflow_run(ml: SimpleNamespace, client: Any, experiment_id: str, run:
         _delete_quietly(client, mlflow_id)
         raise
     return mlflow_id, tally.skipped
+
+
+def _log_artifacts(client: Any, mlflow_id: str, run: "StoredRun") -> Dict[str, List[str]]:
+    """Log each version ``run`` logged as MLflow artifacts under ``artifacts/<name>/<vN>``, one
+    temporary download at a time; returns the versions it logged and used (for the tag)."""
+    logged = run.logged_artifacts()
+    for artifact in logged:
+        name, version = artifact.name.split(":", 1)  # checked names (letters, digits, '-', '_', '.'): path parts
+        with tempfile.TemporaryDirectory(prefix="mplogger-export-") as folder:
+            artifact.download(root=folder, allow_missing_references=True)
+            client.log_artifacts(mlflow_id, folder, artifact_path=f"artifacts/{name}/{version}")
+    lineage = {"logged": [artifact.qualified_name for artifact in logged],
+               "used": [artifact.qualified_name for artifact in run.used_artifacts()]}
+    return {role: names for role, names in lineage.items() if names}
 
 
 def _delete_quietly(client: Any, mlflow_id: str) -> None:
@@ -641,7 +662,7 @@ def _log_metrics(ml: SimpleNamespace, client: Any, mlflow_id: str, run: "StoredR
 
 
 def _tags(ml: SimpleNamespace, run: "StoredRun", tally: _Tally, renamed: Dict[str, str],
-          truncated: Dict[str, int]) -> List[Any]:
+          truncated: Dict[str, int], artifacts: Optional[str] = None) -> List[Any]:
     """The run's fields as tags (see the module docstring), values cut to MLflow's limit."""
     values: Dict[str, Optional[str]] = {
         "mplogger.project": run.project, "mplogger.state": run.state, "mplogger.group": run.group,
@@ -650,6 +671,7 @@ def _tags(ml: SimpleNamespace, run: "StoredRun", tally: _Tally, renamed: Dict[st
         "mplogger.tags": json.dumps(run.tags, ensure_ascii=False) if run.tags else None,
         "mplogger.skipped": _json_or_none(tally.skipped),
         "mplogger.renamed": _json_or_none(renamed),
+        "mplogger.artifacts": artifacts,
     }
     tag_names = _Names(ml.MAX_ENTITY_KEY_LENGTH)
     for tag in run.tags:

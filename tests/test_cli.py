@@ -8,6 +8,7 @@ import math
 import os
 import pty
 import queue
+import re
 import signal
 import sqlite3
 import subprocess
@@ -62,7 +63,14 @@ def test_every_command_has_its_docstring_as_help(root):
         assert sub.returncode == 0, sub.stderr
         first_words = " ".join(function.__doc__.split())[:40]
         assert first_words in " ".join(sub.stdout.split()), (name, sub.stdout)
-    assert set(_cli._COMMANDS) == {"ls", "show", "history", "tail", "compare", "report", "rm", "doctor", "export", "run"}
+    assert set(_cli._COMMANDS) == {"ls", "show", "history", "tail", "compare", "report", "rm", "doctor", "export", "run",
+                                   "artifacts"}
+    for group, subcommands in _cli._SUBCOMMANDS.items():
+        for name, (function, _) in subcommands.items():
+            sub = cli(root, group, name, "--help")
+            assert sub.returncode == 0, sub.stderr
+            assert " ".join(function.__doc__.split())[:40] in " ".join(sub.stdout.split()), (group, name, sub.stdout)
+    assert set(_cli._SUBCOMMANDS) == {"artifacts"} and set(_cli._SUBCOMMANDS["artifacts"]) == {"ls", "show", "get"}
 
 
 def test_python_dash_m_is_the_same_command(root, runs):
@@ -712,3 +720,168 @@ def test_export_goes_run_by_run_and_can_skip_what_is_there(root, runs, tmp_path)
     assert skipping.returncode == 0, skipping.stderr
     assert [line.split(" -> ")[0] for line in skipping.stdout.splitlines()] == [runs[2].id]
     assert f"{runs[0].id} skipped: already exported" in skipping.stderr
+
+
+# --- artifacts -----------------------------------------------------------------------------------
+def _log_artifact(run: mplogger.Run, tmp_path: Path, name: str, files: dict, type: str = "dataset",
+                  aliases: tuple = (), metadata: object = None) -> mplogger.Artifact:
+    """Log a version of ``name`` holding ``files`` (name -> text) with ``run``; returns it once stored."""
+    source = tmp_path / f"src-{name}-{len(list(tmp_path.iterdir()))}"
+    source.mkdir()
+    artifact = mplogger.Artifact(name, type, metadata=metadata)
+    for file_name, text in files.items():
+        (source / file_name).write_text(text)
+        artifact.add_file(str(source / file_name))
+    run.log_artifact(artifact, aliases=list(aliases))
+    return artifact.wait(timeout=60)
+
+
+@pytest.fixture
+def lineage(root, tmp_path):
+    """Run ``maker`` logs dataset v0 (best) and v1, and model v0; run ``user`` uses dataset:best."""
+    maker = mplogger.init(dir=root, project="vision", name="maker", reinit="create_new")
+    _log_artifact(maker, tmp_path, "dataset", {"train.csv": "a,b\n1,2\n"}, aliases=("best",),
+                  metadata={"rows": 1, "source": "unit test"})
+    _log_artifact(maker, tmp_path, "dataset", {"train.csv": "a,b\n1,2\n3,4\n", "notes.txt": "second"})
+    _log_artifact(maker, tmp_path, "model", {"weights.bin": "w" * 2000}, type="model")
+    maker.finish()
+    user = mplogger.init(dir=root, project="vision", name="user", reinit="create_new")
+    assert user.use_artifact("dataset:best").version == "v0"
+    user.finish()
+    return maker, user
+
+
+def test_artifacts_ls_lists_every_version(root, lineage):
+    maker, _ = lineage
+    result = cli(root, "artifacts", "ls")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["artifact", "type", "size", "aliases", "logged", "by", "created"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["vision/dataset:v1", "dataset", "18"], ["vision/dataset:v0", "dataset", "8"],
+        ["vision/model:v0", "model", "2.0"]]
+    assert lines[1].split()[4] == "latest" and lines[2].split()[4] == "best"
+    assert all(maker.id in line for line in lines[1:])
+    listed = json.loads(cli(root, "artifacts", "ls", "--json", "--type", "dataset").stdout)
+    assert [(a["name"], a["version"], a["aliases"], a["size"], a["logged_by"]) for a in listed] == [
+        ("dataset", "v1", ["latest"], 18, maker.id), ("dataset", "v0", ["best"], 8, maker.id)]
+    assert listed[1]["metadata"] == {"rows": 1, "source": "unit test"}
+    assert json.loads(cli(root, "artifacts", "--dir", root, "ls", "--json", "--project", "text").stdout) == []
+    empty = cli(root, "artifacts", "ls", "--project", "text")
+    assert (empty.returncode, empty.stdout) == (0, "") and "no artifacts in" in empty.stderr
+
+
+def test_artifacts_show_prints_fields_metadata_files_and_lineage(root, lineage):
+    maker, user = lineage
+    result = cli(root, "artifacts", "show", "dataset:best")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    fields = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in text[:text.index("\n\n")].splitlines()[1:])
+    assert fields == {"artifact": "vision/dataset:v0", "type": "dataset", "version": "v0", "aliases": "[best]",
+                      "size": "8 B", "files": "1", "digest": mplogger.Api(root).artifact("dataset:v0").digest,
+                      "created": fields["created"], "logged by": f"{maker.id} (maker, finished)"}
+    for expected in ("metadata:\n  rows    1\n  source  unit test\n", "files:\n  name ", "used by:\n",
+                     f"  {user.id} (user, finished)"):
+        assert expected in text, (expected, text)
+    (file_line,) = [line for line in text.splitlines() if "train.csv" in line]
+    digest = mplogger.Api(root).artifact("dataset:v0").get_entry("train.csv").digest
+    assert file_line.split() == ["train.csv", "8", "B", digest[:12]]
+    shown = json.loads(cli(root, "artifacts", "show", "vision/dataset:v1", "--json").stdout)
+    assert [f["name"] for f in shown["files"]] == ["notes.txt", "train.csv"]
+    assert shown["used_by"] == [] and shown["logged_by"] == maker.id and shown["aliases"] == ["latest"]
+    assert "used by: (none)" in cli(root, "artifacts", "show", "model").stdout
+
+
+def test_artifacts_get_downloads_a_version(root, lineage, tmp_path):
+    out = tmp_path / "out"
+    result = cli(root, "artifacts", "get", "dataset:v1", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{out}\n" and "wrote vision/dataset:v1 (2 files, 18 B)" in result.stderr
+    assert (out / "train.csv").read_text() == "a,b\n1,2\n3,4\n" and (out / "notes.txt").read_text() == "second"
+    default = cli(root, "artifacts", "get", "model", cwd=str(tmp_path))
+    assert default.returncode == 0, default.stderr
+    assert (tmp_path / "artifacts" / "model:v0" / "weights.bin").read_text() == "w" * 2000
+
+
+@pytest.mark.parametrize("args, message", [
+    (("show", "bad name!"), "artifact name 'bad name!' is not valid"),
+    (("show", "nope"), "no artifact 'nope' in "),
+    (("show", "datasets"), "did you mean dataset?"),
+    (("get", "dataset:v9", "-o", "OUT"), "artifact 'dataset' has no version or alias 'v9' in "),
+    (("show", "dataset:no/pe"), "artifact alias 'no/pe' is not valid"),
+    (("get", "a/b/c/d"), "name it 'name', 'name:alias' or 'project/name:alias'"),
+    (("show", "other/dataset"), "no artifact 'dataset' in "),
+])
+def test_bad_artifact_names_are_one_clear_line(root, lineage, tmp_path, args, message):
+    result = cli(root, "artifacts", *[str(tmp_path / "out") if a == "OUT" else a for a in args])
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith("mplogger: error: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_hostile_artifact_text_is_shown_escaped_and_a_hostile_file_name_is_refused(root, tmp_path):
+    run = mplogger.init(dir=root, project="p", reinit="create_new")
+    _log_artifact(run, tmp_path, "data", {"a.txt": "A"}, metadata={"note\x1b[2J": "\x1b]0;pwned\x07"})
+    run.finish()
+    conn = sqlite3.connect(os.path.join(root, "mplogger.db"), isolation_level=None)
+    try:  # what someone else's store may hold
+        conn.execute("UPDATE artifacts SET description = ?", ("desc\x1b[31m",))
+        conn.execute("INSERT INTO artifact_aliases (project, name, alias, artifact_id) "
+                     "SELECT project, name, ?, id FROM artifacts", ("evil\x1b[5m",))
+        conn.execute("UPDATE artifact_files SET path = ?", ("../\x1b[1mescape.txt",))
+    finally:
+        conn.close()
+    for args in (("ls",), ("show", "data")):
+        result = cli(root, "artifacts", *args)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+        assert "evil\\x1b[5m" in result.stdout
+    shown = cli(root, "artifacts", "show", "data").stdout
+    for escaped in ("note\\x1b[2J", "\\x1b]0;pwned\\x07", "desc\\x1b[31m", "../\\x1b[1mescape.txt"):
+        assert escaped in shown, (escaped, shown)
+    raw = cli(root, "artifacts", "show", "data", "--json").stdout
+    assert "\x1b" not in raw and json.loads(raw)["description"] == "desc\x1b[31m"
+    out = tmp_path / "deep" / "out"
+    got = cli(root, "artifacts", "get", "data", "-o", str(out))
+    assert got.returncode == 1 and "is not valid" in got.stderr and "\x1b" not in got.stderr
+    assert "Traceback" not in got.stderr
+    assert not (tmp_path / "deep").exists()
+
+
+def test_show_lists_what_a_run_logged_and_used(root, lineage):
+    maker, user = lineage
+    made = cli(root, "show", maker.id).stdout
+    section = made[made.index("artifacts:"):].splitlines()
+    assert [line.split()[:3] for line in section[2:]] == [
+        ["logged", "dataset:v0", "dataset"], ["logged", "dataset:v1", "dataset"], ["logged", "model:v0", "model"]]
+    assert section[2].split()[3:] == ["best"] and section[3].split()[3:] == ["latest"]
+    used = cli(root, "show", user.id).stdout
+    assert [line.split()[:2] for line in used[used.index("artifacts:"):].splitlines()[2:]] == [["used", "dataset:v0"]]
+    data = json.loads(cli(root, "show", user.id, "--json").stdout)
+    assert data["used_artifacts"] == [{"project": "vision", "name": "dataset", "version": "v0", "type": "dataset",
+                                       "aliases": ["best"]}]
+    assert data["logged_artifacts"] == []
+    assert "artifacts: (none)" in cli(root, "show", mplogger.init(dir=root, project="q", reinit="create_new").id).stdout
+
+
+def test_rm_keeps_a_version_another_run_used_and_deletes_the_others_files(root, lineage):
+    maker, user = lineage
+    api = mplogger.Api(root)
+    kept_path = mplogger._store.object_path(root, api.artifact("dataset:v0").get_entry("train.csv").digest)
+    gone = [mplogger._store.object_path(root, entry.digest)
+            for spec in ("dataset:v1", "model:v0") for entry in api.artifact(spec).files()]
+    assert all(os.path.isfile(path) for path in [kept_path, *gone])
+    result = cli(root, "rm", maker.id, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"deleted {maker.id}", f"kept artifact dataset:v0 (used by run {user.id})"]
+    assert os.path.isfile(kept_path) and not any(os.path.exists(path) for path in gone)
+    api = mplogger.Api(root)
+    assert [a.name for a in api.artifacts()] == ["dataset:v0"]
+    kept = api.artifact("dataset:best")
+    assert kept.logged_by() is None and [run.id for run in kept.used_by()] == [user.id]
+    assert kept.aliases == ["latest", "best"], "the newest version left is the latest again"
+    assert (Path(kept.download(root=str(Path(root).parent / "dl"))) / "train.csv").read_text() == "a,b\n1,2\n"
+    listed = cli(root, "artifacts", "ls").stdout.splitlines()
+    assert len(listed) == 2 and listed[1].split()[6] == "-"
+    assert cli(root, "doctor").returncode == 0

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -455,3 +456,41 @@ def test_long_non_ascii_names_and_lone_surrogates_export(root, tmp_path, mlflow_
     mlflow_id = export_mlflow([stored], tracking_uri=mlflow_uri)[0]
     exported = client(mlflow_uri).get_run(mlflow_id)
     assert exported.data.params["path"] == "data/\\udcff.bin"
+
+
+def test_mlflow_gets_the_artifacts_a_run_logged(root, tmp_path, mlflow_uri, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow keeps a SQLite store's artifacts under ./mlruns
+    source = tmp_path / "source"
+    (source / "sub").mkdir(parents=True)
+    (source / "train.csv").write_text("a,b\n1,2\n")
+    (source / "sub" / "labels.txt").write_text("cat\ndog\n")
+    run = mplogger.init(dir=root, project="arts", reinit="create_new")
+    dataset = mplogger.Artifact("dataset", "dataset")
+    dataset.add_dir(str(source))
+    dataset.add_reference("s3://bucket/elsewhere.bin")  # cannot be read offline: left out
+    run.log_artifact(dataset, aliases=["best"])
+    dataset.wait(timeout=60)
+    second = mplogger.Artifact("dataset", "dataset")
+    second.add_file(str(source / "train.csv"), "v2.csv")
+    run.log_artifact(second).wait(timeout=60)
+    run.log({"loss": 1.0})
+    run.finish()
+    user = mplogger.init(dir=root, project="arts", reinit="create_new")
+    user.use_artifact("dataset:best")
+    user.finish()
+
+    (mlflow_id,) = export_mlflow([mplogger.Api(root).run(run.id)], tracking_uri=mlflow_uri)
+    mlflow = client(mlflow_uri)
+    listed = sorted(f.path for f in mlflow.list_artifacts(mlflow_id, "artifacts/dataset"))
+    assert listed == ["artifacts/dataset/v0", "artifacts/dataset/v1"]
+    got = mlflow.download_artifacts(mlflow_id, "artifacts/dataset", str(tmp_path / "back"))
+    assert sorted(os.path.relpath(os.path.join(folder, name), got)
+                  for folder, _, names in os.walk(got) for name in names) == [
+        "v0/sub/labels.txt", "v0/train.csv", "v1/v2.csv"]
+    assert Path(got, "v0", "train.csv").read_text() == "a,b\n1,2\n"
+    assert Path(got, "v0", "sub", "labels.txt").read_text() == "cat\ndog\n"
+    tags = mlflow.get_run(mlflow_id).data.tags
+    assert json.loads(tags["mplogger.artifacts"]) == {"logged": ["arts/dataset:v0", "arts/dataset:v1"]}
+    (user_id,) = export_mlflow([mplogger.Api(root).run(user.id)], tracking_uri=mlflow_uri)
+    assert json.loads(mlflow.get_run(user_id).data.tags["mplogger.artifacts"]) == {"used": ["arts/dataset:v0"]}
+    assert mlflow.list_artifacts(user_id) == [], "a run gets the versions it logged, not those it used"

@@ -317,6 +317,22 @@ def test_an_upgrade_killed_midway_leaves_the_v1_store_readable_and_upgradable(v1
     assert canonical(_read_all(v1_root)) == canonical(_expected())
 
 
+def test_a_schema_2_store_gains_the_artifact_tables_and_keeps_its_runs(root):
+    run = mplogger.init(dir=root)
+    run.log({"x": 1.5})
+    run.finish()
+    mplogger.teardown()
+    conn = sqlite3.connect(_store.db_path(root), isolation_level=None)
+    for table in ("artifacts", "artifact_files", "artifact_aliases", "artifact_runs", "artifact_logs"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.close()
+    assert mplogger.Api(root).artifacts() == [] and mplogger.Api(root).run(run.id).history()[0]["x"] == 1.5
+    _store.connect(root).close()
+    assert _version(root) == _store.SCHEMA_VERSION == 3
+    assert mplogger.Api(root).run(run.id).history()[0]["x"] == 1.5 and mplogger.Api(root).artifacts() == []
+
+
 def test_a_store_from_a_newer_mplogger_is_refused_clearly(root):
     _store.connect(root).close()
     conn = sqlite3.connect(_store.db_path(root), isolation_level=None)

@@ -213,9 +213,9 @@ def held_digests(conn: sqlite3.Connection, digests: Iterable[str]) -> Set[str]:
     held: Set[str] = set()
     for start in range(0, len(wanted), 500):  # well under SQLite's limit on bound parameters
         chunk = wanted[start:start + 500]
+        marks = ", ".join("?" * len(chunk))
         held |= {digest for (digest,) in conn.execute(
-            f"SELECT DISTINCT digest FROM artifact_files WHERE ref IS NULL AND digest IN ({', '.join('?' * len(chunk))})",
-            chunk)}
+            f"SELECT DISTINCT digest FROM artifact_files WHERE ref IS NULL AND digest IN ({marks})", chunk)}
     return held
 
 
