@@ -224,6 +224,7 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
         return findings
     with _transaction(root, commit=repair, refused=_REPAIR_REFUSED) as conn:
         findings += _bad_ids(conn)
+        writing = {pid for _, host, pid, _ in _store.running_runs(conn) if host == socket.gethostname()}
         findings += _stuck_runs(conn, repair)
         findings += _row_counts(conn, repair)
         findings += _orphans(conn, repair)
@@ -232,7 +233,7 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
             findings += _unheld_objects(conn, root, repair)
         remote = [run_id for run_id, host, _, _ in _store.running_runs(conn) if host != socket.gethostname()]
     findings += _stray_folders(root)
-    findings += _staging(root, repair, remote)
+    findings += _staging(root, repair, remote, writing)
     return findings
 
 
@@ -365,10 +366,12 @@ def _unheld_objects(conn: sqlite3.Connection, root: str, repair: bool) -> List[F
     return [Finding("objects", False, what + ("; deleted" if repair else ""), repair)]
 
 
-def _staging(root: str, repair: bool, remote: List[str]) -> List[Finding]:
+def _staging(root: str, repair: bool, remote: List[str], writing: set) -> List[Finding]:
     """Staging folders (copies taken when files were added to an artifact) of processes that are gone:
     removed. A folder mplogger did not name is reported, never deleted; while runs of another host
-    are running, a folder whose process is not alive here may be theirs, and is kept."""
+    are running, a folder whose process is not alive here may be theirs, and is kept; so is the
+    folder of a process whose run was still marked running (``writing``): its manager may still be
+    storing what it logged last, and marks the run crashed once it has."""
     found = []
     for folder in _store.staging_dirs(root):
         owner = _store.staging_owner(folder)
@@ -381,6 +384,11 @@ def _staging(root: str, repair: bool, remote: List[str]) -> List[Finding]:
         pid, made = owner
         if process_alive(pid, made + 1.0):  # the name's time is whole seconds
             continue  # a live process is adding files to an artifact
+        if pid in writing:
+            found.append(Finding("staging", True, printable(
+                f"staging folder {folder}: its process {pid} is gone, but its run was still marked running "
+                "(its manager may still be storing the files); kept: run doctor again")))
+            continue
         if remote:
             found.append(Finding("staging", True, printable(
                 f"staging folder {folder}: its process {pid} is not alive on this host; kept, as it may be "

@@ -400,8 +400,10 @@ class StoredRun:
         row.update({f"summary.{key}": value for key, value in flatten(self.summary).items()})
         return row
 
-    def delete(self, force: bool = False) -> Dict[str, int]:
-        """Delete this run from the store (record, rows, output, folder); counts of rows deleted.
+    def delete(self, force: bool = False) -> "_admin.Deleted":
+        """Delete this run from the store (record, rows, output, folder, the artifact versions only it
+        holds); counts of rows deleted, with ``.kept`` (versions other runs use, kept) and
+        ``.objects_left`` (files left for ``doctor`` while a run is live).
 
         A run still running in a live process on this host is refused unless ``force``.
         """

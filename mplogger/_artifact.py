@@ -184,6 +184,13 @@ class Artifact:
     # --- a version read from the store ----------------------------------------------------
     @classmethod
     def _stored(cls, root: str, record: Dict[str, Any]) -> "Artifact":
+        for column, kinds in (("id", int), ("version", int), ("size", int), ("created", (int, float)),
+                              ("project", str), ("digest", str), ("aliases", list)):
+            if not isinstance(record.get(column), kinds) or isinstance(record.get(column), bool):
+                raise ValueError(f"a stored artifact version has {column} {record.get(column)!r}")
+        if record["version"] < 0 or not record["project"].isprintable():
+            raise ValueError(f"a stored artifact version has version {record['version']!r} of project "
+                             f"{record['project']!r}")
         artifact = cls.__new__(cls)
         artifact.__init__(record["name"], record["type"], record.get("description"),
                           from_json(record["metadata"]) if isinstance(record.get("metadata"), str) else None)
@@ -555,15 +562,12 @@ class Artifact:
 
     def logged_by(self) -> Any:
         """The stored run that first logged this version (None if it was deleted)."""
-        from mplogger._api import Api
-
         run_id = (self._known() or {}).get("run_id")
-        return None if run_id is None or not _store.is_run_id(run_id) else Api(self._root).run(run_id)
+        runs = _stored_runs(self._root, [run_id] if run_id is not None else [])
+        return runs[0] if runs else None
 
     def used_by(self) -> List[Any]:
         """The stored runs that used this version."""
-        from mplogger._api import Api
-
         record = self._known()
         if record is None:
             return []
@@ -572,8 +576,7 @@ class Artifact:
             run_ids = _store.artifact_runs(conn, record["id"], "used")
         finally:
             conn.close()
-        api = Api(self._root)
-        return [api.run(run_id) for run_id in run_ids if _store.is_run_id(run_id)]
+        return _stored_runs(self._root, run_ids)
 
     def save(self) -> None:
         """Log it with the active run (wandb's ``artifact.save()``)."""
@@ -592,6 +595,24 @@ class Artifact:
 
 
 _GONE_S = 5.0
+
+
+def _stored_runs(root: str, run_ids: Sequence[str]) -> List[Any]:
+    """The stored runs of ``run_ids`` that are (still) in the store, and valid ids."""
+    from mplogger._api import Api
+
+    api = Api(root)
+    try:
+        found = []
+        for run_id in run_ids:
+            if _store.is_run_id(run_id):
+                try:
+                    found.append(api.run(run_id))
+                except KeyError:  # deleted meanwhile
+                    pass
+        return found
+    finally:
+        api.close()
 
 
 def _stored_version(root: str, token: str, staging: Optional[str], timeout: Optional[float],

@@ -188,7 +188,9 @@ def delete_run_artifacts(conn: sqlite3.Connection, run_id: str) -> Tuple[int, Li
             "SELECT DISTINCT run_id FROM artifact_runs WHERE artifact_id = ? AND run_id != ? ORDER BY run_id",
             (artifact_id, run_id))]
         if others:
-            conn.execute("UPDATE artifacts SET run_id = NULL WHERE id = ?", (artifact_id,))
+            logger = conn.execute("SELECT run_id FROM artifact_runs WHERE artifact_id = ? AND run_id != ? "
+                                  "AND role = 'logged' ORDER BY at LIMIT 1", (artifact_id, run_id)).fetchone()
+            conn.execute("UPDATE artifacts SET run_id = ? WHERE id = ?", (logger and logger[0], artifact_id))
             kept.append((f"{name}:v{version}", others))
             continue
         digests = {digest for (digest,) in conn.execute(
