@@ -360,10 +360,27 @@ def _unheld_objects(conn: sqlite3.Connection, root: str, repair: bool) -> List[F
         return [Finding("objects", True, printable(
             f"{what}; kept while runs are running ({shown}): they may be storing them "
             "(run doctor again once they have finished)"))]
+    busy = _busy_staging(root)
+    if busy:
+        return [Finding("objects", True, printable(
+            f"{what}; kept while process {busy[0]} stores artifact files (its staging folder is in use; "
+            "run doctor again once it has finished)"))]
     if repair:
         for digest in unheld:
             _remove_object(root, digest)
     return [Finding("objects", False, what + ("; deleted" if repair else ""), repair)]
+
+
+def _busy_staging(root: str) -> List[int]:
+    """The live workers that claimed staging folders and are moving their files into the objects
+    (a manager goes on storing after its user process died)."""
+    busy = []
+    for folder in _store.staging_dirs(root):
+        owner = _store.staging_owner(folder)
+        if (_store.claimed(folder) and owner is not None and 0 < owner[0] < 2 ** 31
+                and process_alive(owner[0], owner[1] + 1.0)):
+            busy.append(owner[0])
+    return busy
 
 
 def _staging(root: str, repair: bool, remote: List[str], writing: set) -> List[Finding]:

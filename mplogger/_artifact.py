@@ -21,16 +21,19 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+import warnings
 import weakref
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mplogger import _store
-from mplogger._errors import NotInMplogger, RunError, UsageError
+from mplogger._errors import ManagerError, NotInMplogger, RunError, UsageError
 from mplogger._messages import LogArtifact
 from mplogger._values import from_json, jsonable, to_json
 
 __all__ = ["Artifact", "ArtifactEntry", "as_artifact", "check_aliases", "check_path", "parse_spec"]
 
+_disabled_root: Optional[str] = None
+_CHILD_WAIT_S = 600.0  # a child's wait for a version: the files of a large checkpoint take a while
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _VERSION = re.compile(r"v\d+")
 _MAX_PATH = 1024
@@ -50,6 +53,8 @@ def check_aliases(aliases: Any) -> Tuple[str, ...]:
     """``aliases`` as a tuple (None, one string, or a list of them); ValueError names a bad one."""
     if aliases is None:
         return ()
+    if not isinstance(aliases, (str, list, tuple, set, frozenset)):
+        raise TypeError(f"aliases must be a string or a list of strings, not {type_name(aliases)}")
     items = [aliases] if isinstance(aliases, str) else list(aliases)
     for alias in items:
         if not isinstance(alias, str):
@@ -116,6 +121,25 @@ def as_artifact(artifact_or_path: Any, name: Optional[str], type: Optional[str],
     return artifact
 
 
+def _walk(folder: str) -> Iterator[Tuple[str, str]]:
+    """(path, name relative to ``folder``) of everything under it but folders, following links to
+    folders, except a link back to a folder it is inside (a loop)."""
+    top = os.path.normpath(folder)
+    for base, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(base)
+        parent, looped = os.path.dirname(os.path.normpath(base)), False
+        while len(parent) >= len(top) and not looped:
+            looped = os.path.realpath(parent) == real
+            parent = os.path.dirname(parent)
+        if looped:
+            dirs[:] = []
+            continue
+        dirs.sort()
+        for file in sorted(files):
+            full = os.path.join(base, file)
+            yield full, os.path.relpath(full, folder).replace(os.sep, "/")
+
+
 def _staging_root() -> str:
     """The store that files added now are staged under: the active run's, else the default one."""
     from mplogger._settings import init_root
@@ -123,8 +147,11 @@ def _staging_root() -> str:
     from mplogger._disabled import DisabledRun
 
     run = getattr(sys.modules.get("mplogger"), "run", None)
-    if isinstance(run, DisabledRun):  # nothing is kept: the copies go to a temporary folder
-        return os.path.join(tempfile.gettempdir(), f"mplogger-disabled-{os.getuid()}")
+    if isinstance(run, DisabledRun):  # nothing is kept: the copies go to a private temporary folder
+        global _disabled_root
+        if _disabled_root is None or not os.path.isdir(_disabled_root):
+            _disabled_root = tempfile.mkdtemp(prefix="mplogger-disabled-")
+        return _disabled_root
     return getattr(run, "root", None) or init_root(None)
 
 
@@ -170,6 +197,9 @@ class Artifact:
         self._type = _check_name("type", type)
         if description is not None and not isinstance(description, str):
             raise TypeError(f"artifact description must be a string, not {type_name(description)}")
+        if description is not None and not _encodable(description):
+            raise ValueError(f"artifact description {description[:60]!r} holds characters that are not text "
+                             "(lone surrogates)")
         self._description = description
         self.metadata = metadata
         self._entries: Dict[str, Entry] = {}
@@ -219,6 +249,8 @@ class Artifact:
     @description.setter
     def description(self, value: Optional[str]) -> None:
         self._editable("description")
+        if value is not None and (not isinstance(value, str) or not _encodable(value)):
+            raise TypeError(f"artifact description must be text, not {type_name(value)}")
         self._description = value
 
     @property
@@ -334,18 +366,24 @@ class Artifact:
 
     def add_dir(self, local_path: Union[str, os.PathLike], name: Optional[str] = None, skip_cache: bool = False,
                 policy: str = "mutable", merge: bool = False) -> None:
-        """Add every file under a folder, named by its path inside it (under ``name/`` when given)."""
+        """Add every file under a folder (following links to folders, not loops), named by its path
+        inside it (under ``name/`` when given). Every name is checked before anything is copied."""
         folder = os.fspath(local_path)
         if not os.path.isdir(folder):
             raise ValueError(f"artifact {self._name}: {folder!r} is not a folder")
         prefix = f"{check_path(name.strip('/'))}/" if name else ""
-        for base, dirs, files in os.walk(folder):
-            dirs.sort()
-            for file in sorted(files):
-                full = os.path.join(base, file)
-                if os.path.isfile(full):
-                    relative = os.path.relpath(full, folder).replace(os.sep, "/")
-                    self.add_file(full, prefix + relative, policy=policy, overwrite=merge)
+        found = []
+        for full, relative in _walk(folder):
+            if not os.path.isfile(full):
+                warnings.warn(f"artifact {self._name}: {full!r} is not a file (a broken link?); not added",
+                              stacklevel=2)
+                continue
+            label = self._entry(prefix + relative, merge)
+            if label in dict(found):
+                raise ValueError(f"artifact {self._name}: two files of {folder!r} are named {label!r}")
+            found.append((label, full))
+        for label, full in found:
+            self.add_file(full, label, policy=policy, overwrite=True)
 
     @contextlib.contextmanager
     def new_file(self, name: str, mode: str = "x", encoding: Optional[str] = None) -> Iterator[Any]:
@@ -422,16 +460,19 @@ class Artifact:
     def _log(self, run: Any, aliases: Tuple[str, ...]) -> None:
         """Send the version to ``run``'s worker (by ``Run.log_artifact``); the reply comes to :meth:`wait`."""
         self._message(run, aliases, None)  # refused before anything is sent
+        self._move_staging(run.root)
         staging = self._staging
         request = run._client.submit(lambda request: self._message(run, aliases, request), run.id,
                                      None if staging is None else lambda: shutil.rmtree(staging, ignore_errors=True))
         self._logged(("reply", run._client, request), run.root)
 
-    def _log_here(self, run: Any, aliases: Tuple[str, ...], put: Any) -> None:
+    def _log_here(self, run: Any, aliases: Tuple[str, ...], put: Any, check_manager: Callable[[], None]) -> None:
         """Send the version from a child process (``ChildRun.log_artifact``), which gets no reply."""
+        self._message(run, aliases, None)  # refused before anything is sent
+        self._move_staging(run.root)
         token = uuid.uuid4().hex
         put(self._message(run, aliases, None, token=token, origin=os.getpid()))
-        self._logged(("store", token, self._staging), run.root)
+        self._logged(("store", token, check_manager), run.root)
 
     def _logged(self, pending: tuple, root: str) -> None:
         self._pending = pending
@@ -439,20 +480,58 @@ class Artifact:
             self._cleanup.detach()  # the worker stores the files; whatever a failure left goes at its reply
         self._root = root
 
+    def _move_staging(self, root: str) -> None:
+        """Files staged under another store (added before ``init()``, or in a process that did not
+        know the run yet) move into the run's, by a rename where they can."""
+        if self._staging is None or os.path.realpath(self._root) == os.path.realpath(root):
+            return
+        target = _store.new_staging(root)
+        try:
+            os.rmdir(target)
+            os.rename(self._staging, target)
+        except OSError:  # another file system: the worker copies them
+            return
+        old_root, old = self._root, self._staging
+        self._entries = {name: (kind, target + source[len(old):] if kind == "staged" else source, size, digest)
+                         for name, (kind, source, size, digest) in self._entries.items()}
+        self._staging, self._root = target, root
+        if self._cleanup is not None:
+            self._cleanup.detach()
+            self._cleanup = weakref.finalize(self, shutil.rmtree, target, True)
+        for folder in (os.path.dirname(old), _store.artifacts_dir(old_root), old_root):
+            try:
+                os.rmdir(folder)  # only what staging made there, and only if empty
+            except OSError:
+                break
+
     def wait(self, timeout: Optional[float] = None) -> "Artifact":
         """Return once the version is in the store (at once when it already is)."""
         if self._pending is not None:
-            if self._pending[0] == "reply":
-                _, client, request = self._pending
-                record = client.result(request, timeout, f"storing artifact {self._name}").record
-            else:
-                _, token, staging = self._pending
-                record = _stored_version(self._root, token, staging, timeout, self._name)
+            try:
+                if self._pending[0] == "reply":
+                    _, client, request = self._pending
+                    record = client.result(request, timeout, f"storing artifact {self._name}").record
+                elif self._pending[0] == "store":
+                    _, token, check_manager = self._pending
+                    record = _stored_version(self._root, token, timeout, self._name, check_manager)
+                else:
+                    raise self._pending[1]
+            except (ManagerError, TimeoutError):
+                raise  # not answered yet: a later wait may still see it stored
+            except Exception as exc:
+                self._pending = ("failed", exc)
+                raise
             self._pending = None
             self._record = dict(record)
         elif self._record is None:
             raise ValueError(f"artifact {self._name} is not logged: log it with run.log_artifact() first")
         return self
+
+    def _same_store(self, root: str) -> None:
+        """ValueError unless this stored version is of the store at ``root`` (a run uses what its store holds)."""
+        if os.path.realpath(self._root) != os.path.realpath(root):
+            raise ValueError(f"artifact {self.name} is stored in {self._root}, not in this run's store {root}; "
+                             f"log it to this run first (run.log_artifact(...) of its files)")
 
     def is_draft(self) -> bool:
         return self._record is None and self._pending is None
@@ -594,9 +673,6 @@ class Artifact:
         return f"<Artifact {self._name} ({self._type}, not logged{', storing' if self._pending else ''})>"
 
 
-_GONE_S = 5.0
-
-
 def _stored_runs(root: str, run_ids: Sequence[str]) -> List[Any]:
     """The stored runs of ``run_ids`` that are (still) in the store, and valid ids."""
     from mplogger._api import Api
@@ -615,33 +691,35 @@ def _stored_runs(root: str, run_ids: Sequence[str]) -> List[Any]:
         api.close()
 
 
-def _stored_version(root: str, token: str, staging: Optional[str], timeout: Optional[float],
-                    name: str) -> Dict[str, Any]:
-    """The version a child's log call ``token`` stored, polled from the store (bounded).
-
-    The worker removes the staging folder once the files are stored and commits the version
-    right after; a folder gone for seconds with no version means the worker refused it (the
-    run's owner gets that error).
-    """
-    deadline = time.monotonic() + (timeout or 120.0)
-    gone: Optional[float] = None
+def _stored_version(root: str, token: str, timeout: Optional[float], name: str,
+                    check_manager: Callable[[], None]) -> Dict[str, Any]:
+    """The version a child's log call ``token`` stored, polled from the store: the worker records
+    there the version, or why it stored nothing. Bounded, and ends at once if the manager is gone."""
+    bound = timeout or _CHILD_WAIT_S
+    deadline = time.monotonic() + bound
     while True:
         conn = _store.connect_reader(root)
         try:
-            record = _store.logged_version(conn, token)
+            found = _store.logged_version(conn, token)
         finally:
             conn.close()
-        if record is not None:
+        if found is not None:
+            record, error = found
+            if record is None:
+                raise RunError(f"artifact {name} was not stored: {error}")
             return record
-        now = time.monotonic()
-        if staging is None or not os.path.isdir(staging):
-            gone = gone or now
-            if now - gone > _GONE_S:
-                raise RunError(f"artifact {name} was not stored: the worker refused it, and the process that "
-                               "started the run has the error")
-        if now > deadline:
-            raise TimeoutError(f"artifact {name} was not stored within {timeout or 120.0:g} s")
+        check_manager()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"artifact {name} was not stored within {bound:g} s")
         time.sleep(0.02)  # poll: a child process gets no reply
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def type_name(value: Any) -> str:

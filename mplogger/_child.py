@@ -162,7 +162,7 @@ class ChildRun(WandbRunMethods):
         if os.path.exists(self._marker):
             raise UsageError(f"run {self.id} was finished by the process that started it: log_artifact() needs "
                              "a running run")
-        artifact._log_here(self, aliases, self._put)
+        artifact._log_here(self, aliases, self._put, self._manager_alive)
         return artifact
 
     def use_artifact(self, artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[List[str]] = None,
@@ -175,12 +175,19 @@ class ChildRun(WandbRunMethods):
             if artifact_or_name.is_draft():
                 self.log_artifact(artifact_or_name, aliases=aliases)
             artifact_or_name.wait()
+            artifact_or_name._same_store(self.root)
             project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
         else:
             project, name, alias = parse_spec(artifact_or_name)
         artifact = Api(self.root).artifact(f"{project or self.project}/{name}:{alias}", type=type)
         self._put(UseArtifact(None, self.id, artifact.project, name, artifact.version, origin=os.getpid()))
         return artifact
+
+    def _manager_alive(self) -> None:
+        try:
+            self._check_manager()
+        except BrokenPipeError as exc:
+            raise ManagerError(f"run {self.id}: its manager is gone ({exc})") from None
 
     def _put(self, message: object) -> None:
         try:

@@ -18,6 +18,7 @@ from mplogger import _launch, _manager
 from mplogger._channel import QueueReader, QueueWriter, close_queue, remove_fifo_folder, unlink_semaphore_names
 from mplogger._errors import ManagerError, add_note, describe_exit, expect, unpack_exception
 from mplogger._messages import (
+    Busy,
     pack_rows,
     PROTOCOL_VERSION,
     ConsoleLines,
@@ -95,7 +96,10 @@ class Client:
             error.__cause__ = self._manager_errors[-1]
         return error
 
-    def _wait(self, match: Callable[[object], bool], timeout: float, what: str) -> object:
+    def _wait(self, match: Callable[[object], bool], timeout: float, what: str,
+              request: Optional[int] = None) -> object:
+        """The first reply ``match`` takes, within ``timeout`` seconds; a heartbeat (Busy) for
+        ``request`` starts the ``timeout`` again, so a long store is waited for while it moves."""
         deadline = time.monotonic() + timeout
         with self._reply_lock:
             for index, message in enumerate(self._stash):  # read earlier by another thread
@@ -112,7 +116,10 @@ class Client:
                 if self.replies in ready:
                     found = None
                     for message in self.replies.read_available():
-                        if found is None and match(message):
+                        if type(message) is Busy:
+                            if message.request == request:
+                                deadline = time.monotonic() + timeout
+                        elif found is None and match(message):
                             found = message
                         else:
                             self._file(message)
@@ -123,6 +130,8 @@ class Client:
 
     def _file(self, message: object) -> None:
         """Keep a reply for the thread waiting for it, or an asynchronous error for its run."""
+        if type(message) is Busy:
+            return  # a heartbeat for a wait of another thread, or one that gave up
         request = getattr(message, "request", None)
         if request in self._background:
             run_id = self._replied(request)
@@ -186,7 +195,7 @@ class Client:
         request = next(self._requests)
         self.send(make(request))
         reply = self._wait(lambda m: getattr(m, "request", None) == request,
-                           timeout or self.settings.shutdown_timeout, what)
+                           timeout or self.settings.shutdown_timeout, what, request)
         if type(reply) is ErrorReply:
             raise add_note(unpack_exception(reply.error), reply.note)
         return reply
@@ -219,7 +228,7 @@ class Client:
         with self._reply_lock:
             if request not in self._results:
                 reply = self._wait(lambda m: getattr(m, "request", None) == request,
-                                   timeout or self.settings.shutdown_timeout, what)
+                                   timeout or self.settings.shutdown_timeout, what, request)
                 if request in self._background:
                     self._replied(request)
                 if type(reply) is ErrorReply:

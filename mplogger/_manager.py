@@ -37,6 +37,7 @@ from mplogger._errors import ManagerError, describe_exit, pack_exception
 from mplogger._messages import (
     PROTOCOL_VERSION,
     BatchesDone,
+    Busy,
     ErrorReply,
     FinishRun,
     FlushRun,
@@ -359,6 +360,10 @@ class Mux:
             return
         if kind is WorkerHello:
             self.worker_pids[index] = message.pid
+            return
+        if kind is Busy:  # a heartbeat for a request still waited on: no reply yet
+            if message.request >= 0 and index in range(len(self.waiting)) and message.request in self.waiting[index]:
+                self.reply(message)
             return
         request = message.request
         run_id = message.run_id

@@ -35,6 +35,7 @@ __all__ = [
     "SummaryReply",
     "LogArtifact",
     "ArtifactLogged",
+    "Busy",
     "UseArtifact",
     "ArtifactUsed",
     "FinishRun",
@@ -241,6 +242,17 @@ class ArtifactLogged:
     run_id: str
     record: dict
     created: bool = True
+
+
+@attrs.frozen
+class Busy:
+    """A heartbeat while a request waits for artifact files being stored: ``moved`` more bytes
+    since the last one. The client waits on as long as they come (a large checkpoint may take
+    longer than a fixed timeout), and gives up only when storing stops moving."""
+
+    request: int
+    run_id: str
+    moved: int
 
 
 @attrs.frozen

@@ -610,6 +610,7 @@ class Run(WandbRunMethods):
             if artifact_or_name.is_draft():
                 self.log_artifact(artifact_or_name, aliases=aliases)
             artifact_or_name.wait()
+            artifact_or_name._same_store(self.root)
             project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
         else:
             project, name, alias = parse_spec(artifact_or_name)

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mplogger import _environment, _store
@@ -30,6 +31,7 @@ from mplogger._errors import StoreGone, pack_exception
 from mplogger._messages import (
     ArtifactLogged,
     ArtifactUsed,
+    Busy,
     LogArtifact,
     UseArtifact,
     BatchesDone,
@@ -153,7 +155,7 @@ class _OpenRun:
 class _Transaction:
     """One open write transaction on one store, and what undoing it takes if it is not committed."""
 
-    __slots__ = ("conn", "saved", "opened", "closed", "histories", "notes", "first_reply")
+    __slots__ = ("conn", "saved", "opened", "closed", "histories", "notes", "first_reply", "done_with")
 
     def __init__(self, conn: sqlite3.Connection, first_reply: int) -> None:
         self.conn = conn
@@ -163,6 +165,7 @@ class _Transaction:
         self.histories: Dict[str, _store.HistoryWriter] = {}  # runs whose rows this transaction writes
         self.notes: Dict[str, str] = {}  # other writes a run loses with it, e.g. its environment
         self.first_reply = first_reply
+        self.done_with: List[str] = []  # staging folders to remove once this transaction ends
 
     def touch(self, run: _OpenRun) -> None:
         """Keep ``run``'s state as it was before this transaction (once, when first changed)."""
@@ -205,8 +208,10 @@ class Worker:
         self.deferred: list = []
         self.collected: "queue.Queue" = queue.Queue()
         self.collecting = 0
-        self.storing: Dict[str, List[Tuple[LogArtifact, Future]]] = {}  # artifact files being stored, per run
+        self.storing: Dict[str, List[Tuple[LogArtifact, str, Future]]] = {}  # artifact files being stored, per run
         self.files_pool: Optional[ThreadPoolExecutor] = None
+        self.stored_bytes = 0  # bytes hashed or copied by the files thread so far
+        self.notify: Optional[Callable[[object], None]] = None  # sends a message now (set by the serving loop)
         self.stored_r, self.stored_w = os.pipe()  # a byte per artifact whose files are stored
         os.set_blocking(self.stored_r, False)
 
@@ -274,6 +279,7 @@ class Worker:
                 run.dirty = False
         for history in txn.histories.values():
             history.committed()
+        _remove_folders(txn.done_with)
 
     def abandon(self, txn: _Transaction, exc: BaseException) -> None:
         """``txn`` was not stored: roll it back, restore its runs, and tell each what it lost."""
@@ -282,6 +288,7 @@ class Worker:
             _store.rollback(conn)
         except sqlite3.Error:
             pass
+        _remove_folders(txn.done_with)  # what they held was moved into the objects: orphans for doctor
         for run_id in txn.opened:
             run = self.runs.pop(run_id, None)
             if run is not None:
@@ -444,7 +451,7 @@ class Worker:
             self.begin(run.conn)
             _store.insert_system_sample(run.conn, run.run_id, message.timestamp, to_json(message.values))
         elif kind is FlushRun:
-            self.add_stored_versions(message.run_id, block=True)
+            self.add_stored_versions(message.run_id, block=True, request=message.request)
             run = self.runs.get(message.run_id)
             if run is None and message.run_id in self.lost:
                 raise self.lost[message.run_id]
@@ -624,7 +631,7 @@ class Worker:
             _store.insert_alert(run.conn, run.run_id, message.alert)
 
     def finish_run(self, message: FinishRun) -> None:
-        self.add_stored_versions(message.run_id, block=True)
+        self.add_stored_versions(message.run_id, block=True, request=message.request)
         run = self.runs.get(message.run_id)
         if run is None and message.root is not None:
             conn = self.store(message.root)
@@ -656,23 +663,25 @@ class Worker:
         """Hash and move the staged files into the store in a thread (a large checkpoint must not
         hold up the run's rows, nor the store's write lock); the version is added once they are in.
 
-        Until that commit an object no version holds is an orphan that ``doctor`` removes; no
-        reader ever sees a version that is not complete. Versions of a run are added in the order
-        they were logged, and before any later flush, finish or use_artifact of the run.
+        The staging folder is claimed at once (renamed for this process), so ``doctor`` sees a
+        live owner until the version is committed. Until then an object no version holds is an
+        orphan that ``doctor`` removes; no reader ever sees a version that is not complete.
+        Versions of a run are added in the order they were logged, and before any later flush,
+        finish or use_artifact of the run.
         """
         run = self.open_run(message.run_id)
+        claimed = _store.claim_staging(message.staging) if _store.staging_owner(message.staging) else ""
         if self.files_pool is None:
             self.files_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mplogger-artifact-files")
-        future = self.files_pool.submit(self._store_files, run.root, message)
+        future = self.files_pool.submit(self._store_files, run.root, message, claimed)
         future.add_done_callback(lambda _: os.write(self.stored_w, b"."))  # wakes the serving loop
-        self.storing.setdefault(run.run_id, []).append((message, future))
+        self.storing.setdefault(run.run_id, []).append((message, claimed, future))
 
-    def _store_files(self, root: str, message: LogArtifact) -> List[_store.FileRow]:
-        try:
-            return [self._stored_file(root, message, entry) for entry in message.entries]
-        finally:
-            if message.staging and _store.staging_owner(message.staging) is not None:
-                shutil.rmtree(message.staging, ignore_errors=True)
+    def _store_files(self, root: str, message: LogArtifact, claimed: str) -> List[_store.FileRow]:
+        return [self._stored_file(root, message, entry, claimed) for entry in message.entries]
+
+    def _progress(self, count: int) -> None:
+        self.stored_bytes += count  # read by heartbeats: storing is moving
 
     def drain_stored(self) -> None:
         try:
@@ -681,17 +690,20 @@ class Worker:
         except BlockingIOError:
             pass
 
-    def add_stored_versions(self, run_id: Optional[str] = None, block: bool = False) -> None:
+    def add_stored_versions(self, run_id: Optional[str] = None, block: bool = False,
+                            request: Optional[int] = None) -> None:
         """Add the versions whose files are stored (with ``block``, waiting for those of ``run_id``,
-        or of every run), each in the open transaction with its reply."""
+        or of every run), each in the open transaction with its reply. While it waits for
+        ``request``, a heartbeat tells the client five times a second that storing moves on."""
         for waiting in ([run_id] if run_id is not None else list(self.storing)):
             jobs = self.storing.get(waiting, [])
-            while jobs and (block or jobs[0][1].done()):
-                message, future = jobs.pop(0)
+            while jobs and (block or jobs[0][2].done()):
+                message, claimed, future = jobs.pop(0)
                 try:
-                    files = future.result()
+                    files = self._wait_stored(future, waiting, request)
                     run = self.open_run(waiting)
                     self.begin(run.conn)
+                    self.txn.done_with.append(claimed)
                     self.txn.touch(run)
                     _check_objects(run.root, files)  # under the write lock: `rm` cannot delete them now
                     record, created = _store.add_version(run.conn, message.project, message.name, message.type,
@@ -700,29 +712,53 @@ class Worker:
                     if message.request is not None:
                         self.replies.append(ArtifactLogged(message.request, run.run_id, record, created))
                 except Exception as exc:
+                    _remove_folders([claimed])
                     self.failed(message, exc)
+                    self.refuse_log(waiting, message, exc)
             if not jobs:
                 self.storing.pop(waiting, None)
 
-    @staticmethod
-    def _stored_file(root: str, message: LogArtifact, entry: tuple) -> _store.FileRow:
+    def _wait_stored(self, future: Future, run_id: str, request: Optional[int]) -> List[_store.FileRow]:
+        seen = self.stored_bytes
+        while True:
+            try:
+                return future.result(timeout=_HEARTBEAT_S)
+            except FutureTimeout:
+                if self.stored_bytes != seen and request is not None and request >= 0 and self.notify:
+                    self.notify(Busy(request, run_id, self.stored_bytes - seen))
+                seen = self.stored_bytes
+
+    def refuse_log(self, run_id: str, message: LogArtifact, exc: Exception) -> None:
+        """A child's log call gets no reply: record in the store that it stored nothing, and why."""
+        run = self.runs.get(run_id)
+        if not message.token or run is None:
+            return
+        try:
+            self.begin(run.conn)
+            _store.refuse_log(run.conn, message.token, f"{type(exc).__name__}: {exc}")
+        except Exception:  # the child's wait is bounded; the owner has the error
+            pass
+
+    def _stored_file(self, root: str, message: LogArtifact, entry: tuple, claimed: str) -> _store.FileRow:
         path, kind, source, size, digest = entry
         if kind == "ref":
             return path, digest, size, source
+        if not claimed:
+            raise ValueError(f"artifact {message.name!r}: no staging folder for its files")
         if kind == "file":  # policy="immutable": copied now, off the training loop
-            if _store.staging_owner(message.staging) is None:
-                raise ValueError(f"artifact {message.name!r}: no staging folder for its files")
-            staged = os.path.join(message.staging, f"copy-{uuid.uuid4().hex}")
-            _store.clone_file(source, staged)
+            staged = os.path.join(claimed, f"copy-{uuid.uuid4().hex}")
+            _store.clone_file(source, staged, self._progress)
             source = staged
-        elif kind != "staged":
-            raise ValueError(f"unknown artifact entry kind {kind!r}")
-        digest, size = _store.hash_file(source)
+        elif kind == "staged" and source.startswith(message.staging + os.sep):
+            source = claimed + source[len(message.staging):]
+        else:
+            raise ValueError(f"artifact {message.name!r}: entry {path!r} is not a staged file")
+        digest, size = _store.hash_file(source, self._progress)
         _store.put_object(root, source, digest)
         return path, digest, size, None
 
     def use_artifact(self, message: UseArtifact) -> None:
-        self.add_stored_versions(message.run_id, block=True)
+        self.add_stored_versions(message.run_id, block=True, request=message.request)
         run = self.open_run(message.run_id)
         self.begin(run.conn)
         found = _store.find_versions(run.conn, message.project, message.name, message.alias)
@@ -807,6 +843,15 @@ class Worker:
             os.close(fd)
 
 
+_HEARTBEAT_S = 0.2  # well under any timeout a client waits with
+
+
+def _remove_folders(folders: List[str]) -> None:
+    for folder in folders:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _check_objects(root: str, files: List[_store.FileRow]) -> None:
     """Every stored file of a version is in the objects (a concurrent ``rm`` may have deleted one
     after it was moved in and before this transaction took the write lock)."""
@@ -867,6 +912,7 @@ def _serve(index: int, rec_q: object, rsp: object) -> None:
     try:
         rec = QueueReader(rec_q)
         rsp.put(WorkerHello(index, os.getpid()))
+        worker.notify = rsp.put
         sentinel = multiprocessing.parent_process().sentinel
         stop = False
         while not stop:

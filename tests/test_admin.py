@@ -151,9 +151,9 @@ def test_delete_run_keeps_a_version_another_run_used_and_says_so(root, tmp_path)
     assert [a.name for a in mplogger.Api(root).artifacts()] == ["shared:v0"]
     assert _sql(root, "SELECT count(*) FROM artifact_runs WHERE run_id = ?", maker.id) == [(0,)]
     assert "artifacts" not in delete_run(root, _finished_run(root).id), "a run without artifacts: counts as before"
-    second = delete_run(root, user.id)
-    assert second == {"history": 0, "output": 0, "system_metrics": 0, "alerts": 0} and second.kept == []
-    assert mplogger.Api(root).artifact("shared").used_by() == [], "the version stays, with no run of its own"
+    second = delete_run(root, user.id)  # the last run that held the kept version: it goes now
+    assert second == {"history": 0, "output": 0, "system_metrics": 0, "alerts": 0, "artifacts": 1}
+    assert second.kept == [] and mplogger.Api(root).artifacts() == [] and not os.path.exists(shared_object)
     assert summary_line(doctor(root)) == "store is healthy (1 checks)"
 
 

@@ -426,7 +426,7 @@ def test_sigkill_of_the_worker_while_it_stores_a_checkpoint_leaves_no_half_versi
             out.write(os.urandom(1 << 20))
     artifact = mplogger.Artifact("checkpoint", "model")
     artifact.add_file(str(path))
-    staging = artifact._staging
+    staging = os.path.dirname(artifact._staging)  # the worker claims (renames) the artifact's folder in it
     worker = mplogger._session.current().client.worker_pids[0]
     run.log_artifact(artifact)
     wait_for(lambda: _reads_file(worker, staging), 30, "the worker to read the staged checkpoint")
@@ -521,3 +521,158 @@ def test_a_child_process_logs_and_uses_artifacts_of_the_run(tmp_path, root, meth
     assert [a.name for a in run.logged_artifacts()] == ["data:v0", "ckpt:v0"]
     assert [a.name for a in run.used_artifacts()] == ["data:v0"]
     assert api.artifact("ckpt:best").metadata == {"rank": 0} and not list(_store.staging_dirs(root))
+
+
+# --- what a hostile review found --------------------------------------------------------------------
+def test_version_numbers_are_never_reused_after_a_delete(tmp_path, root):
+    first = mplogger.init(project="p", dir=root)
+    first.log_artifact(_dataset(tmp_path, "one")).wait()
+    first.finish()
+    second = mplogger.init(project="p", dir=root)
+    held = second.log_artifact(_dataset(tmp_path, "two")).wait()
+    second.finish()
+    mplogger.Api(root).run(second.id).delete()
+    third = mplogger.init(project="p", dir=root)
+    again = third.log_artifact(_dataset(tmp_path, "three")).wait()
+    third.finish()
+    assert (held.version, again.version) == ("v1", "v2") and again.id != held.id
+    assert [a.version for a in mplogger.Api(root).artifact_versions("dataset")] == ["v2", "v0"]
+    assert mplogger.Api(root).artifact("dataset").version == "v2"
+
+
+def test_use_artifact_refuses_a_version_of_another_store(tmp_path, root):
+    other = str(tmp_path / "other" / "mplogger-runs")
+    run = mplogger.init(project="p", dir=other)
+    foreign = run.log_artifact(_dataset(tmp_path, "theirs")).wait()
+    run.finish()
+    run = mplogger.init(project="p", dir=root)
+    run.log_artifact(_dataset(tmp_path, "mine")).wait()
+    with pytest.raises(ValueError, match="not in this run's store"):
+        run.use_artifact(foreign)
+    run.finish()
+    assert mplogger.Api(root).run(run.id).used_artifacts() == []
+
+
+def test_a_failed_log_is_raised_again_at_every_wait(tmp_path, root):
+    run = mplogger.init(project="p", dir=root, settings={"shutdown_timeout": 5})
+    run.log_artifact(_dataset(tmp_path, "one")).wait()
+    wrong = mplogger.Artifact("dataset", "model")
+    wrong.add_file(_write(tmp_path / "w.bin", "w"))
+    run.log_artifact(wrong)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="holds 'dataset' versions"):
+            wrong.wait()
+    with pytest.raises(ValueError, match="holds 'dataset' versions"):
+        wrong.version
+    run.finish()
+
+
+def test_add_dir_follows_linked_folders_once_and_checks_every_name_first(tmp_path, root):
+    data = tmp_path / "data"
+    (data / "real").mkdir(parents=True)
+    _write(data / "real" / "a.txt", "a")
+    os.symlink(data / "real", data / "linked")
+    os.symlink(data, data / "real" / "loop")  # a link back up is not followed again
+    artifact = mplogger.Artifact("linked", "dataset")
+    artifact.add_dir(str(data))
+    assert sorted(entry.path for entry in artifact.files()) == ["linked/a.txt", "real/a.txt"]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _write(bad / "fine.txt", "f")
+    _write(bad / "tab\tname.txt", "t")
+    refused = mplogger.Artifact("bad", "dataset")
+    with pytest.raises(ValueError, match="is not valid"):
+        refused.add_dir(str(bad))
+    assert refused.files() == []  # nothing was added before the bad name was found
+
+
+def test_more_bad_input_is_refused_at_the_call_site(tmp_path, root):
+    run = mplogger.init(project="p", dir=root)
+    with pytest.raises(TypeError, match="aliases must be a string or a list of strings, not int 5"):
+        run.log_artifact(_dataset(tmp_path, "x"), aliases=5)
+    with pytest.raises(ValueError, match="not text"):
+        mplogger.Artifact("x", "dataset", description="bad \udc80 text")
+    run.finish()
+
+
+def test_finish_waits_for_a_large_store_longer_than_the_timeout_while_it_moves(tmp_path, root):
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as out:
+        for _ in range(384):
+            out.write(os.urandom(1 << 20))
+    run = mplogger.init(project="p", dir=root, settings={"shutdown_timeout": 0.5})
+    artifact = mplogger.Artifact("big", "model")
+    artifact.add_file(str(path), policy="immutable")  # the worker copies and hashes 384 MiB
+    run.log_artifact(artifact)
+    run.finish()  # heartbeats from the worker keep the 0.5 s wait going while the store moves
+    stored = mplogger.Api(root).artifact("big")
+    assert stored.size == 384 << 20 and mplogger.Api(root).run(run.id).state == "finished"
+
+
+def test_a_child_waiting_for_a_refused_version_is_told_why(tmp_path, root):
+    script = write_script(tmp_path, """
+        import multiprocessing, os, sys
+        import mplogger
+
+        def child(folder):
+            artifact = mplogger.Artifact("dataset", "model")
+            with artifact.new_file("w.txt") as out:
+                out.write("w")
+            mplogger.run.log_artifact(artifact)
+            try:
+                artifact.wait(timeout=60)
+            except mplogger.RunError as exc:
+                print("refused:", exc)
+
+        if __name__ == "__main__":
+            run = mplogger.init(project="p", dir=sys.argv[1])
+            data = mplogger.Artifact("dataset", "dataset")
+            with data.new_file("x.txt") as out:
+                out.write("x")
+            run.log_artifact(data).wait()
+            process = multiprocessing.get_context("fork").Process(target=child, args=(sys.argv[1],))
+            process.start()
+            process.join(90)
+            try:
+                run.finish()
+            except mplogger.RunError as exc:
+                print("owner:", type(exc.__cause__).__name__)
+    """)
+    result = subprocess.run([sys.executable, str(script), root], capture_output=True, text=True, timeout=120,
+                            env=script_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused: artifact dataset was not stored: ValueError: artifact 'dataset' of project 'p' holds" in result.stdout
+
+
+def test_doctor_right_after_a_kill_does_not_take_what_the_worker_still_stores(tmp_path, root):
+    script = write_script(tmp_path, """
+        import os, sys
+        import mplogger
+        run = mplogger.init(project="p", dir=sys.argv[1], id="stillgo1")
+        path = os.path.join(sys.argv[2], "checkpoint.bin")
+        with open(path, "wb") as out:
+            for _ in range(512):
+                out.write(os.urandom(1 << 20))
+        artifact = mplogger.Artifact("checkpoint", "model")
+        artifact.add_file(path, policy="immutable")
+        run.log_artifact(artifact)
+        print("logged", flush=True)
+        sys.stdin.read()
+    """)
+    process = subprocess.Popen([sys.executable, str(script), root, str(tmp_path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=script_env())
+    try:
+        assert process.stdout.readline() == "logged\n"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    api = mplogger.Api(root)
+    api.doctor()  # while the manager, which outlives its user process briefly, still stores the file
+    api.doctor()
+    wait_for(lambda: api.run("stillgo1").state == "crashed" and not list(_store.staging_dirs(root)), 60,
+             "the manager to store the version and mark the run crashed")
+    stored = api.artifact("checkpoint")
+    assert stored.size == 512 << 20 and len(_objects(root)) == 1
+    assert _store.hash_file(_store.object_path(root, stored.files()[0].digest))[0] == stored.files()[0].digest

@@ -293,8 +293,8 @@ def test_module_functions_on_an_attached_run(tmp_path, root):
             except mplogger.UsageError as exc:
                 print("alert:", exc)
             try:
-                run.log_artifact("x")
-            except mplogger.UsageError as exc:
+                run.log_artifact("missing.bin")
+            except ValueError as exc:
                 print("artifact:", exc)
             wandb.log({{"child_step": 1, "child/loss": 0.5}})
             wandb.finish()
@@ -312,7 +312,7 @@ def test_module_functions_on_an_attached_run(tmp_path, root):
                             env=script_env())
     assert result.returncode == 0, result.stderr[-3000:]
     assert "alert(): run attfun01 is attached from another process here" in result.stdout
-    assert "artifact: run.log_artifact(): run attfun01 is attached from another process here" in result.stdout
+    assert "artifact: run.log_artifact('missing.bin'): no such file or folder" in result.stdout
     assert "is finished by the process that started it" in result.stderr  # the child's finish() only lets go
     stored = mplogger.Api(root).run("attfun01")
     assert stored.history()[0]["child/loss"] == 0.5 and stored.state == "finished"

@@ -15,10 +15,10 @@ aliases and lineage) and :mod:`._objects` (artifact files on disk, no SQL).
 """
 
 from mplogger._store._artifacts import (ARTIFACT_COLUMNS, FileRow, add_version, artifact_files, artifact_runs,
-                                        artifact_tables_ready, delete_run_artifacts, find_versions, logged_version, held_digests,
+                                        artifact_tables_ready, delete_run_artifacts, find_versions, logged_version, refuse_log, held_digests,
                                         manifest_digest, record_use, referenced_digests, run_artifacts,
                                         select_versions, stored_files, version_record)
-from mplogger._store._objects import (artifacts_dir, clone_file, hash_file, in_store, is_digest, new_staging,
+from mplogger._store._objects import (artifacts_dir, claim_staging, claimed, clone_file, hash_file, in_store, is_digest, new_staging,
                                       object_path, objects, put_object, remove_object, staging_dirs, staging_owner)
 from mplogger._store._history import (BLOCK_ROWS, TAIL_AGE_S, BlockColumns, BlockInfo, HistoryWriter, Lost,
                                       block_columns, block_keys, block_rows, blocks, column_summaries, decode_column, delete_history, encode_column, keys_of,
@@ -36,8 +36,8 @@ from mplogger._store._schema import (BUSY_TIMEOUT_S, SCHEMA_VERSION, begin, comm
 
 __all__ = [
     "ARTIFACT_COLUMNS", "FileRow", "add_version", "artifact_files", "artifact_runs", "artifact_tables_ready",
-    "delete_run_artifacts", "find_versions", "logged_version", "held_digests", "manifest_digest", "record_use", "referenced_digests",
-    "run_artifacts", "select_versions", "stored_files", "version_record", "artifacts_dir", "clone_file", "hash_file",
+    "delete_run_artifacts", "find_versions", "logged_version", "refuse_log", "held_digests", "manifest_digest", "record_use", "referenced_digests",
+    "run_artifacts", "select_versions", "stored_files", "version_record", "artifacts_dir", "claim_staging", "claimed", "clone_file", "hash_file",
     "in_store", "is_digest", "new_staging", "object_path", "objects", "put_object", "remove_object", "staging_dirs", "staging_owner",
     "BLOCK_ROWS", "BUSY_TIMEOUT_S", "DB_NAME", "RUN_COLUMNS", "RUN_ID_MAX", "RUN_ID_RULE", "RUN_TABLES",
     "SCHEMA_VERSION", "TAIL_AGE_S", "begin", "commit", "rollback", "UNSEEDED", "BlockColumns", "BlockInfo", "HistoryWriter", "Lost", "block_columns", "block_keys", "block_rows", "blocks", "check_run_id",

@@ -63,7 +63,7 @@ def add_version(conn: sqlite3.Connection, project: str, name: str, type: str, de
     Returns (the version's record, whether it is new). ``aliases`` move to it; ``latest`` always
     names the newest version. ValueError when ``name`` already holds artifacts of another type.
     """
-    known = conn.execute("SELECT type FROM artifacts WHERE project = ? AND name = ? LIMIT 1",
+    known = conn.execute("SELECT type, next_version FROM artifact_names WHERE project = ? AND name = ?",
                          (project, name)).fetchone()
     if known is not None and known[0] != type:
         raise ValueError(f"artifact {name!r} of project {project!r} holds {known[0]!r} versions; "
@@ -73,8 +73,9 @@ def add_version(conn: sqlite3.Connection, project: str, name: str, type: str, de
                         (project, name, digest)).fetchone()
     created = same is None
     if created:
-        number = conn.execute("SELECT coalesce(max(version) + 1, 0) FROM artifacts WHERE project = ? AND name = ?",
-                              (project, name)).fetchone()[0]
+        number = 0 if known is None else known[1]  # never reused, even after versions were deleted
+        conn.execute("INSERT OR REPLACE INTO artifact_names (project, name, type, next_version) VALUES (?, ?, ?, ?)",
+                     (project, name, type, number + 1))
         size = sum(size or 0 for _, _, size, ref in files if ref is None)
         artifact_id = conn.execute(
             "INSERT INTO artifacts (project, name, version, type, digest, description, metadata, size, files, "
@@ -97,12 +98,21 @@ def add_version(conn: sqlite3.Connection, project: str, name: str, type: str, de
     return version_record(conn, artifact_id), created
 
 
-def logged_version(conn: sqlite3.Connection, token: str) -> Optional[Dict[str, Any]]:
-    """The version that the log call ``token`` stored (or found), once it is committed."""
+def refuse_log(conn: sqlite3.Connection, token: str, error: str) -> None:
+    """Record that the log call ``token`` stored nothing, and why (for a child process waiting on it)."""
+    conn.execute("INSERT OR REPLACE INTO artifact_logs (token, artifact_id, error) VALUES (?, NULL, ?)",
+                 (token, error))
+
+
+def logged_version(conn: sqlite3.Connection, token: str) -> Optional[Tuple[Optional[Dict[str, Any]], Optional[str]]]:
+    """(the version the log call ``token`` stored or found, None) or (None, why it stored nothing),
+    once either is committed; None before."""
     if not artifact_tables_ready(conn):
         return None
-    row = conn.execute("SELECT artifact_id FROM artifact_logs WHERE token = ?", (token,)).fetchone()
-    return None if row is None else version_record(conn, row[0])
+    row = conn.execute("SELECT artifact_id, error FROM artifact_logs WHERE token = ?", (token,)).fetchone()
+    if row is None:
+        return None
+    return (None, str(row[1])) if row[0] is None else (version_record(conn, row[0]), None)
 
 
 def _point_latest(conn: sqlite3.Connection, project: str, name: str) -> None:
@@ -177,21 +187,24 @@ def delete_run_artifacts(conn: sqlite3.Connection, run_id: str) -> Tuple[int, Li
     """Forget what a deleted run logged and used.
 
     A version the run created goes with it unless another run used (or also logged) it; it is
-    then kept, and is no longer said to be the run's. Returns (versions deleted, [(``name:vN``,
+    then kept, and is no longer said to be the run's. A version kept that way earlier goes once
+    the last run that used it is deleted too. Returns (versions deleted, [(``name:vN``,
     the runs that keep it)], the digests that no version holds any more).
     """
     deleted, kept, freed = 0, [], set()
-    created = conn.execute("SELECT id, project, name, version FROM artifacts WHERE run_id = ? ORDER BY id",
-                           (run_id,)).fetchall()
-    for artifact_id, project, name, version in created:
+    candidates = conn.execute(
+        "SELECT id, project, name, version, run_id FROM artifacts WHERE run_id = ? OR (run_id IS NULL AND id IN "
+        "(SELECT artifact_id FROM artifact_runs WHERE run_id = ?)) ORDER BY id", (run_id, run_id)).fetchall()
+    conn.execute("DELETE FROM artifact_runs WHERE run_id = ?", (run_id,))
+    for artifact_id, project, name, version, owner in candidates:
         others = [other for (other,) in conn.execute(
-            "SELECT DISTINCT run_id FROM artifact_runs WHERE artifact_id = ? AND run_id != ? ORDER BY run_id",
-            (artifact_id, run_id))]
+            "SELECT DISTINCT run_id FROM artifact_runs WHERE artifact_id = ? ORDER BY run_id", (artifact_id,))]
         if others:
-            logger = conn.execute("SELECT run_id FROM artifact_runs WHERE artifact_id = ? AND run_id != ? "
-                                  "AND role = 'logged' ORDER BY at LIMIT 1", (artifact_id, run_id)).fetchone()
-            conn.execute("UPDATE artifacts SET run_id = ? WHERE id = ?", (logger and logger[0], artifact_id))
-            kept.append((f"{name}:v{version}", others))
+            if owner is not None:  # handed to another run that logged it, if one did
+                logger = conn.execute("SELECT run_id FROM artifact_runs WHERE artifact_id = ? AND role = 'logged' "
+                                      "ORDER BY at LIMIT 1", (artifact_id,)).fetchone()
+                conn.execute("UPDATE artifacts SET run_id = ? WHERE id = ?", (logger and logger[0], artifact_id))
+                kept.append((f"{name}:v{version}", others))
             continue
         digests = {digest for (digest,) in conn.execute(
             "SELECT digest FROM artifact_files WHERE artifact_id = ? AND ref IS NULL", (artifact_id,))}
@@ -202,11 +215,7 @@ def delete_run_artifacts(conn: sqlite3.Connection, run_id: str) -> Tuple[int, Li
         _point_latest(conn, project, name)
         deleted += 1
         freed |= digests
-    conn.execute("DELETE FROM artifact_runs WHERE run_id = ?", (run_id,))
-    still = {digest for (digest,) in conn.execute(
-        f"SELECT DISTINCT digest FROM artifact_files WHERE ref IS NULL AND digest IN ({', '.join('?' * len(freed))})",
-        tuple(freed))} if freed else set()
-    return deleted, kept, freed - still
+    return deleted, kept, freed - held_digests(conn, freed)
 
 
 def held_digests(conn: sqlite3.Connection, digests: Iterable[str]) -> Set[str]:

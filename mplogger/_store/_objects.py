@@ -21,9 +21,9 @@ import re
 import shutil
 import time
 import uuid
-from typing import BinaryIO, Iterator, Optional, Tuple
+from typing import BinaryIO, Callable, Iterator, Optional, Tuple
 
-__all__ = ["DIGEST_RULE", "artifacts_dir", "clone_file", "hash_file", "in_store", "is_digest", "object_path",
+__all__ = ["DIGEST_RULE", "artifacts_dir", "claim_staging", "claimed", "clone_file", "hash_file", "in_store", "is_digest", "object_path",
            "objects", "put_object", "remove_object", "new_staging", "staging_dirs", "staging_owner"]
 
 DIGEST_RULE = re.compile(r"[0-9a-f]{64}")
@@ -48,8 +48,8 @@ def object_path(root: str, digest: str) -> str:
     return os.path.join(artifacts_dir(root), "objects", digest[:2], digest[2:])
 
 
-def hash_file(path: str) -> Tuple[str, int]:
-    """The SHA-256 hex digest and size of the file at ``path``, read in chunks."""
+def hash_file(path: str, progress: Optional[Callable[[int], None]] = None) -> Tuple[str, int]:
+    """The SHA-256 hex digest and size of the file at ``path``, read in chunks (each told to ``progress``)."""
     digest = hashlib.sha256()
     size = 0
     buffer = bytearray(_HASH_CHUNK)
@@ -61,13 +61,15 @@ def hash_file(path: str) -> Tuple[str, int]:
                 break
             digest.update(view[:count])
             size += count
+            if progress is not None:
+                progress(count)
     return digest.hexdigest(), size
 
 
-def clone_file(source: str, target: str) -> None:
+def clone_file(source: str, target: str, progress: Optional[Callable[[int], None]] = None) -> None:
     """Copy ``source`` to a new file ``target``: a reflink where the file system allows, else a
-    kernel-side streamed copy."""
-    with open(source, "rb") as src, open(target, "xb") as dst:
+    kernel-side streamed copy (each chunk told to ``progress``). The copy is readable by its owner only."""
+    with open(source, "rb") as src, open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as dst:
         try:
             fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
             return
@@ -75,16 +77,15 @@ def clone_file(source: str, target: str) -> None:
             if exc.errno not in (errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
                                  errno.EPERM, errno.EBADF):
                 raise
-        _sendfile(src, dst)
+        _sendfile(src, dst, progress)
 
 
-def _sendfile(src: BinaryIO, dst: BinaryIO) -> None:
+def _sendfile(src: BinaryIO, dst: BinaryIO, progress: Optional[Callable[[int], None]]) -> None:
     """The whole of ``src`` into ``dst`` by ``os.sendfile`` (what ``shutil.copyfile`` does on Linux)."""
     offset = 0
-    size = os.fstat(src.fileno()).st_size
     while True:
         try:
-            sent = os.sendfile(dst.fileno(), src.fileno(), offset, max(size - offset, _CHUNK << 3))
+            sent = os.sendfile(dst.fileno(), src.fileno(), offset, _CHUNK << 3)
         except OSError as exc:
             if exc.errno in (errno.EINVAL, errno.ENOSYS) and offset == 0:
                 shutil.copyfileobj(src, dst, _CHUNK)
@@ -93,6 +94,8 @@ def _sendfile(src: BinaryIO, dst: BinaryIO) -> None:
         if sent == 0:
             return
         offset += sent
+        if progress is not None:
+            progress(sent)
 
 
 def put_object(root: str, staged: str, digest: str) -> str:
@@ -150,6 +153,16 @@ def new_staging(root: str) -> str:
     return folder
 
 
+def claim_staging(folder: str) -> str:
+    """Rename a staging folder for this process (the worker that stores it), so ``doctor`` sees a
+    live owner while its files are being stored. Returns the new path ("" when there is none)."""
+    if not os.path.isdir(folder):
+        return ""
+    target = os.path.join(os.path.dirname(folder), f"w{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:12]}")
+    os.rename(folder, target)
+    return target
+
+
 def staging_dirs(root: str) -> Iterator[str]:
     """The staging folders under ``root``."""
     base = os.path.join(artifacts_dir(root), "staging")
@@ -159,9 +172,15 @@ def staging_dirs(root: str) -> Iterator[str]:
 
 
 def staging_owner(folder: str) -> Optional[Tuple[int, float]]:
-    """(pid, creation time) of the process that made a staging folder, or None for a name not made here."""
-    match = re.fullmatch(r"(\d+)-(\d+)-[0-9a-f]{12}", os.path.basename(folder))
+    """(pid, creation time) of the process that made (or, for a worker, claimed) a staging folder,
+    or None for a name not made here."""
+    match = re.fullmatch(r"w?(\d+)-(\d+)-[0-9a-f]{12}", os.path.basename(folder))
     return None if match is None else (int(match.group(1)), float(match.group(2)))
+
+
+def claimed(folder: str) -> bool:
+    """Whether a staging folder was claimed by a worker (its files are being moved into the objects)."""
+    return os.path.basename(folder).startswith("w") and staging_owner(folder) is not None
 
 
 def in_store(root: str, path: str) -> bool:

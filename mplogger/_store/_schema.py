@@ -122,8 +122,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS history_columns_key ON history_columns (run_id
 """
 
 _ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS artifact_names (
+    project      TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    next_version INTEGER NOT NULL,
+    PRIMARY KEY (project, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
-    id          INTEGER PRIMARY KEY,
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     project     TEXT NOT NULL,
     name        TEXT NOT NULL,
     version     INTEGER NOT NULL,
@@ -164,7 +171,8 @@ CREATE TABLE IF NOT EXISTS artifact_runs (
 CREATE INDEX IF NOT EXISTS artifact_runs_artifact ON artifact_runs (artifact_id, role);
 CREATE TABLE IF NOT EXISTS artifact_logs (
     token       TEXT PRIMARY KEY,
-    artifact_id INTEGER NOT NULL
+    artifact_id INTEGER,
+    error       TEXT
 ) WITHOUT ROWID;
 """
 
