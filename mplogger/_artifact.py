@@ -30,7 +30,7 @@ from mplogger._errors import ManagerError, NotInMplogger, RunError, UsageError
 from mplogger._messages import LogArtifact
 from mplogger._values import from_json, jsonable, to_json
 
-__all__ = ["Artifact", "ArtifactEntry", "as_artifact", "check_aliases", "check_path", "parse_spec"]
+__all__ = ["Artifact", "ArtifactEntry", "as_artifact", "check_aliases", "check_path", "parse_spec", "use_spec"]
 
 _disabled_root: Optional[str] = None
 _CHILD_WAIT_S = 600.0  # a child's wait for a version: the files of a large checkpoint take a while
@@ -119,6 +119,21 @@ def as_artifact(artifact_or_path: Any, name: Optional[str], type: Optional[str],
     else:
         artifact.add_file(path)
     return artifact
+
+
+def use_spec(run: Any, artifact_or_name: Any, type: Optional[str],
+             aliases: Optional[Sequence[str]]) -> Tuple[Optional[str], str, str]:
+    """What ``run.use_artifact(artifact_or_name)`` asks for: (project or None, name, alias). An
+    Artifact not logged yet is logged by ``run`` first; a stored one must be of ``run``'s store."""
+    if type is not None and not isinstance(type, str):
+        raise TypeError(f"use_artifact(type=...) must be a string, not {type_name(type)}")
+    if not isinstance(artifact_or_name, Artifact):
+        return parse_spec(artifact_or_name)
+    if artifact_or_name.is_draft():
+        run.log_artifact(artifact_or_name, aliases=aliases)
+    artifact_or_name.wait()
+    artifact_or_name._same_store(run.root)
+    return artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
 
 
 def _walk(folder: str) -> Iterator[Tuple[str, str]]:

@@ -169,17 +169,14 @@ class ChildRun(WandbRunMethods):
                      use_as: Optional[str] = None) -> Any:
         """As the parent's: the version is read from the store here and its use recorded with the run."""
         from mplogger._api import Api
-        from mplogger._artifact import Artifact, parse_spec
+        from mplogger._artifact import use_spec
 
-        if isinstance(artifact_or_name, Artifact):
-            if artifact_or_name.is_draft():
-                self.log_artifact(artifact_or_name, aliases=aliases)
-            artifact_or_name.wait()
-            artifact_or_name._same_store(self.root)
-            project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
-        else:
-            project, name, alias = parse_spec(artifact_or_name)
-        artifact = Api(self.root).artifact(f"{project or self.project}/{name}:{alias}", type=type)
+        project, name, alias = use_spec(self, artifact_or_name, type, aliases)
+        api = Api(self.root)
+        try:
+            artifact = api.artifact(f"{project or self.project}/{name}:{alias}", type=type)
+        finally:
+            api.close()
         self._put(UseArtifact(None, self.id, artifact.project, name, artifact.version, origin=os.getpid()))
         return artifact
 

@@ -12,7 +12,7 @@ import warnings
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional
 
 from mplogger import _store
-from mplogger._artifact import Artifact, as_artifact, check_aliases, parse_spec
+from mplogger._artifact import Artifact, as_artifact, check_aliases, use_spec
 from mplogger._child import Attachment, ChildRun, attach, attachment_token
 from mplogger._client import Client
 from mplogger._errors import ConfigError, ManagerError, RunError, UsageError, describe, expect
@@ -606,16 +606,7 @@ class Run(WandbRunMethods):
         if self._child is not None:
             return self._child.use_artifact(artifact_or_name, type, aliases, use_as)
         self._artifacts_here("use_artifact")
-        if isinstance(artifact_or_name, Artifact):
-            if artifact_or_name.is_draft():
-                self.log_artifact(artifact_or_name, aliases=aliases)
-            artifact_or_name.wait()
-            artifact_or_name._same_store(self.root)
-            project, name, alias = artifact_or_name.project, artifact_or_name._name, artifact_or_name.version
-        else:
-            project, name, alias = parse_spec(artifact_or_name)
-        if type is not None and not isinstance(type, str):
-            raise TypeError(f"use_artifact(type=...) must be a string, not {type!r}")
+        project, name, alias = use_spec(self, artifact_or_name, type, aliases)
         self._commit_pending()
         self._sender.flush()
         reply = expect(self._client.request(

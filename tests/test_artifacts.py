@@ -387,6 +387,20 @@ _LARGE_ADD = """
 """
 
 
+def _killed_after(script, args, line: str, before_kill=lambda: None) -> None:
+    """Run ``script`` with ``args``, wait until it prints ``line`` (and ``before_kill``), then SIGKILL it."""
+    process = subprocess.Popen([sys.executable, str(script), *args], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env=script_env())
+    try:
+        assert process.stdout.readline() == line + "\n"
+        before_kill()
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def _staged_bytes(root) -> int:
     total = 0
     for folder in _store.staging_dirs(root):
@@ -397,16 +411,8 @@ def _staged_bytes(root) -> int:
 
 def test_sigkill_of_the_user_process_while_it_copies_a_checkpoint_leaves_no_version(tmp_path, root):
     script = write_script(tmp_path, _LARGE_ADD)
-    process = subprocess.Popen([sys.executable, str(script), root, str(tmp_path), "512"], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env=script_env())
-    try:
-        assert process.stdout.readline() == "copying\n"
-        wait_for(lambda: _staged_bytes(root) > 0, 30, "the copy to start")
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _killed_after(script, [root, str(tmp_path), "512"], "copying",
+                  lambda: wait_for(lambda: _staged_bytes(root) > 0, 30, "the copy to start"))
     api = mplogger.Api(root)
     wait_for(lambda: api.run("bigadd01").state == "crashed", 30, "the run to be marked crashed")
     assert api.artifacts() == [] and api.run("bigadd01").history()[0]["before"] == 1
@@ -659,15 +665,7 @@ def test_doctor_right_after_a_kill_does_not_take_what_the_worker_still_stores(tm
         print("logged", flush=True)
         sys.stdin.read()
     """)
-    process = subprocess.Popen([sys.executable, str(script), root, str(tmp_path)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True, env=script_env())
-    try:
-        assert process.stdout.readline() == "logged\n"
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    _killed_after(script, [root, str(tmp_path)], "logged")
     api = mplogger.Api(root)
     api.doctor()  # while the manager, which outlives its user process briefly, still stores the file
     api.doctor()
