@@ -20,9 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mplogger import _environment, _store
 from mplogger._channel import QueueReader
@@ -53,6 +51,11 @@ from mplogger._messages import (
     WorkerStop,
 )
 from mplogger._metrics import MetricRules
+
+if TYPE_CHECKING:  # concurrent.futures is imported where it is used, in a worker process only: at
+    # import it registers a fork hook that takes a lock, and a user process that forks from a
+    # signal handler (while already forking) would wait on that lock for ever
+    from concurrent.futures import Future, ThreadPoolExecutor
 from mplogger._values import from_json, to_json
 
 __all__ = ["init_process", "serve", "serve_replacement"]
@@ -208,8 +211,8 @@ class Worker:
         self.deferred: list = []
         self.collected: "queue.Queue" = queue.Queue()
         self.collecting = 0
-        self.storing: Dict[str, List[Tuple[LogArtifact, str, Future]]] = {}  # artifact files being stored, per run
-        self.files_pool: Optional[ThreadPoolExecutor] = None
+        self.storing: Dict[str, List[Tuple[LogArtifact, str, "Future"]]] = {}  # artifact files being stored, per run
+        self.files_pool: Optional["ThreadPoolExecutor"] = None
         self.stored_bytes = 0  # bytes hashed or copied by the files thread so far
         self.notify: Optional[Callable[[object], None]] = None  # sends a message now (set by the serving loop)
         self.stored_r, self.stored_w = os.pipe()  # a byte per artifact whose files are stored
@@ -672,6 +675,8 @@ class Worker:
         run = self.open_run(message.run_id)
         claimed = _store.claim_staging(message.staging) if _store.staging_owner(message.staging) else ""
         if self.files_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self.files_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mplogger-artifact-files")
         future = self.files_pool.submit(self._store_files, run.root, message, claimed)
         future.add_done_callback(lambda _: os.write(self.stored_w, b"."))  # wakes the serving loop
@@ -718,7 +723,9 @@ class Worker:
             if not jobs:
                 self.storing.pop(waiting, None)
 
-    def _wait_stored(self, future: Future, run_id: str, request: Optional[int]) -> List[_store.FileRow]:
+    def _wait_stored(self, future: "Future", run_id: str, request: Optional[int]) -> List[_store.FileRow]:
+        from concurrent.futures import TimeoutError as FutureTimeout
+
         seen = self.stored_bytes
         while True:
             try:

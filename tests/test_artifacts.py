@@ -674,3 +674,12 @@ def test_doctor_right_after_a_kill_does_not_take_what_the_worker_still_stores(tm
     stored = api.artifact("checkpoint")
     assert stored.size == 512 << 20 and len(_objects(root)) == 1
     assert _store.hash_file(_store.object_path(root, stored.files()[0].digest))[0] == stored.files()[0].digest
+
+
+def test_the_user_process_does_not_import_what_the_worker_stores_files_with():
+    # concurrent.futures registers a fork hook that takes a lock: a process that forks from a
+    # signal handler while it is already forking waited on it for ever (the fault table's case)
+    result = subprocess.run([sys.executable, "-c", "import sys, mplogger, mplogger.wandb; "
+                             "print(sorted(m for m in sys.modules if m.startswith('concurrent')))"],
+                            capture_output=True, text=True, timeout=60, env=script_env())
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
