@@ -683,3 +683,17 @@ def test_the_user_process_does_not_import_what_the_worker_stores_files_with():
                              "print(sorted(m for m in sys.modules if m.startswith('concurrent')))"],
                             capture_output=True, text=True, timeout=60, env=script_env())
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_files_added_before_init_move_into_the_runs_store(tmp_path, root, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MPLOGGER_DIR", raising=False)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    early = _dataset(tmp_path, "added before init")  # staged under ./mplogger-runs, the default store
+    assert early._staging.startswith(str(tmp_path / "mplogger-runs"))
+    run = mplogger.init(project="p", dir=str(tmp_path / "elsewhere"))
+    run.log_artifact(early).wait()
+    run.finish()
+    assert not (tmp_path / "mplogger-runs").exists()  # nothing left behind where it was staged
+    stored = mplogger.Api(str(tmp_path / "elsewhere")).artifact("dataset")
+    assert _read(stored.download(str(tmp_path / "out")), "train.csv") == "added before init"
