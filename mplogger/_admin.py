@@ -232,8 +232,9 @@ def doctor(root: str, repair: bool = True) -> List[Finding]:
             findings += _lost_files(conn, root)
             findings += _unheld_objects(conn, root, repair)
         remote = [run_id for run_id, host, _, _ in _store.running_runs(conn) if host != socket.gethostname()]
+        live = _live_runs(conn)
     findings += _stray_folders(root)
-    findings += _staging(root, repair, remote, writing)
+    findings += _staging(root, repair, remote, writing, live)
     return findings
 
 
@@ -383,12 +384,14 @@ def _busy_staging(root: str) -> List[int]:
     return busy
 
 
-def _staging(root: str, repair: bool, remote: List[str], writing: set) -> List[Finding]:
+def _staging(root: str, repair: bool, remote: List[str], writing: set, live: List[str]) -> List[Finding]:
     """Staging folders (copies taken when files were added to an artifact) of processes that are gone:
     removed. A folder mplogger did not name is reported, never deleted; while runs of another host
     are running, a folder whose process is not alive here may be theirs, and is kept; so is the
     folder of a process whose run was still marked running (``writing``): its manager may still be
-    storing what it logged last, and marks the run crashed once it has."""
+    storing what it logged last, and marks the run crashed once it has; and so is every folder while
+    a run is live (``live``): a child process of that run may have logged it and exited before the
+    run's worker took it."""
     found = []
     for folder in _store.staging_dirs(root):
         owner = _store.staging_owner(folder)
@@ -410,6 +413,12 @@ def _staging(root: str, repair: bool, remote: List[str], writing: set) -> List[F
             found.append(Finding("staging", True, printable(
                 f"staging folder {folder}: its process {pid} is not alive on this host; kept, as it may be "
                 f"of a process on another host, whose runs are running ({', '.join(map(str, remote[:5]))})")))
+            continue
+        if live:
+            found.append(Finding("staging", True, printable(
+                f"staging folder {folder}: its process {pid} is gone; kept while runs are live "
+                f"({', '.join(map(str, live[:5]))}), as one of their child processes may have logged it: "
+                "run doctor again once they have finished")))
             continue
         if repair:
             shutil.rmtree(folder, ignore_errors=True)

@@ -181,10 +181,12 @@ class ChildRun(WandbRunMethods):
         return artifact
 
     def _manager_alive(self) -> None:
-        try:
-            self._check_manager()
-        except BrokenPipeError as exc:
-            raise ManagerError(f"run {self.id}: its manager is gone ({exc})") from None
+        """ManagerError once the run's manager has exited (a zombie not reaped yet counts as gone)."""
+        from mplogger._admin import process_alive
+
+        pid = self._attachment.manager_pid
+        if not process_alive(pid, time.time()):
+            raise ManagerError(f"run {self.id}: its manager is gone (pid {pid} has exited)")
 
     def _put(self, message: object) -> None:
         try:

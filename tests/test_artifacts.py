@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -697,3 +698,66 @@ def test_files_added_before_init_move_into_the_runs_store(tmp_path, root, monkey
     assert not (tmp_path / "mplogger-runs").exists()  # nothing left behind where it was staged
     stored = mplogger.Api(str(tmp_path / "elsewhere")).artifact("dataset")
     assert _read(stored.download(str(tmp_path / "out")), "train.csv") == "added before init"
+
+
+def test_a_disabled_run_stages_in_a_private_temporary_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = mplogger.init(mode="disabled")
+    artifact = _dataset(tmp_path, "nothing is kept")
+    base = artifact._staging.split(os.sep + "artifacts" + os.sep)[0]
+    assert base.startswith(tempfile.gettempdir()) and os.stat(base).st_mode & 0o777 == 0o700
+    assert oct(os.stat(os.path.join(artifact._staging, os.listdir(artifact._staging)[0])).st_mode & 0o777) == "0o600"
+    assert run.log_artifact(artifact) is None and not (tmp_path / "mplogger-runs").exists()
+
+
+_STALLED_WORKER = """
+    import os, signal, sys
+    import mplogger
+
+    def child(kill_manager, manager):
+        artifact = mplogger.Artifact("from-child", "model")
+        with artifact.new_file("w.txt") as out:
+            out.write("w")
+        mplogger.run.log_artifact(artifact)
+        if kill_manager:
+            os.kill(manager, signal.SIGKILL)
+            try:
+                artifact.wait(timeout=300)
+            except mplogger.ManagerError as exc:
+                print("child:", exc, flush=True)
+        os._exit(0)
+
+    if __name__ == "__main__":
+        kill_manager = sys.argv[2] == "kill"
+        run = mplogger.init(project="p", dir=sys.argv[1], settings={"workers": 1})
+        client = mplogger._session.current().client
+        worker, manager = client.worker_pids[0], client.process.pid
+        os.kill(worker, signal.SIGSTOP)  # the child's message waits, unclaimed, in the worker's queue
+        pid = os.fork()
+        if pid == 0:
+            child(kill_manager, manager)
+        os.waitpid(pid, 0)
+        if kill_manager:
+            os.kill(worker, signal.SIGCONT)
+            sys.exit(0)
+        findings = mplogger.Api(sys.argv[1]).doctor()
+        print("doctor:", [f.detail for f in findings if f.check == "staging"], flush=True)
+        os.kill(worker, signal.SIGCONT)
+        run.finish()
+        print("stored:", [a.name for a in mplogger.Api(sys.argv[1]).artifacts()])
+"""
+
+
+def test_doctor_keeps_a_dead_childs_staging_folder_while_its_run_is_live(tmp_path, root):
+    script = write_script(tmp_path, _STALLED_WORKER)
+    result = subprocess.run([sys.executable, str(script), root, "doctor"], capture_output=True, text=True,
+                            timeout=120, env=script_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "kept while runs are live" in result.stdout and "stored: ['from-child:v0']" in result.stdout
+
+
+def test_a_childs_wait_ends_when_the_manager_dies(tmp_path, root):
+    script = write_script(tmp_path, _STALLED_WORKER)
+    result = subprocess.run([sys.executable, str(script), root, "kill"], capture_output=True, text=True,
+                            timeout=120, env=script_env())
+    assert "child: run" in result.stdout and "its manager is gone" in result.stdout, result.stdout + result.stderr
