@@ -53,7 +53,7 @@ import tempfile
 import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from benchmarks.bench_core import (CHILD_TIMEOUT_S, MASK, REPO_ROOT, RESULT_MARK, BenchmarkFailed, keys_now,
+from benchmarks.bench_core import (CHILD_TIMEOUT_S, clean_child_env, report_child, MASK, REPO_ROOT, RESULT_MARK, BenchmarkFailed, keys_now,
                                    make_pool, perf)
 from benchmarks.common import format_number, table_lines
 from benchmarks.scenarios import _work, child_calibrate, percentile
@@ -272,19 +272,8 @@ def child_main(argv: List[str]) -> int:
     parser.add_argument("--params", default="{}")
     args = parser.parse_args(argv)
     params = json.loads(args.params)
-    try:
-        if args.child == "loop":
-            result = child_loop(**params)
-        elif args.child == "floor":
-            result = child_floor(**params)
-        else:
-            result = child_calibrate(**params)
-    except BenchmarkFailed as exc:
-        sys.stderr.write(f"VERIFICATION FAILED: {exc}\n")
-        return 3
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    return 0
+    measure = {"loop": child_loop, "floor": child_floor, "calibrate": child_calibrate}[args.child]
+    return report_child(lambda: measure(**params))
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,19 +281,12 @@ def child_main(argv: List[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _env() -> Dict[str, str]:
-    """The children's environment: this repository importable, no MPLOGGER_* setting but the key count."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPLOGGER_") or k == "MPLOGGER_BENCH_KEYS"}
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 def run_child(kind: str, params: Dict[str, Any], cwd: str) -> Dict[str, Any]:
     """``python -m benchmarks.bench_artifacts --child KIND`` in a fresh interpreter; its JSON result."""
     cmd = [sys.executable, "-m", "benchmarks.bench_artifacts", "--child", kind, "--params", json.dumps(params)]
     what = f"artifacts {kind} {params.get('policy', '')}".rstrip()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        proc = subprocess.run(cmd, cwd=cwd, env=clean_child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkFailed(f"{what} ran past {CHILD_TIMEOUT_S} s") from exc
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from benchmarks.common import format_number, table_lines, write_results
 
@@ -54,6 +54,26 @@ WARM_INITS = 5  # warm init() samples per mplogger subprocess (median taken)
 CHILD_TIMEOUT_S = 600
 RESULT_MARK = "@@BENCH_RESULT@@ "
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def clean_child_env() -> Dict[str, str]:
+    """A measuring child's environment: this repository importable, no MPLOGGER_* setting but the
+    key count (MPLOGGER_DIR would send init(dir=...) elsewhere)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MPLOGGER_") or k == "MPLOGGER_BENCH_KEYS"}
+    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def report_child(measure: Callable[[], Dict[str, Any]]) -> int:
+    """Run a child's measurement and print its JSON result for the parent; exit code 3 if a check failed."""
+    try:
+        result = measure()
+    except BenchmarkFailed as exc:
+        sys.stderr.write(f"VERIFICATION FAILED: {exc}\n")
+        return 3
+    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    return 0
 
 perf = time.perf_counter
 

@@ -49,7 +49,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from benchmarks import bench_core
-from benchmarks.bench_core import (CHILD_TIMEOUT_S, MASK, REPO_ROOT, RESULT_MARK, BenchmarkFailed, keys_now,
+from benchmarks.bench_core import (CHILD_TIMEOUT_S, clean_child_env, report_child, MASK, RESULT_MARK, BenchmarkFailed, keys_now,
                                    make_pool, perf)
 from benchmarks.common import format_number, table_lines
 
@@ -336,21 +336,16 @@ def child_main(argv: List[str]) -> int:
     parser.add_argument("--run", help="the run to read")
     args = parser.parse_args(argv)
     expect = args.n if args.expect is None else args.expect
-    try:
+    def measure() -> Dict[str, Any]:
         if args.child == "write":
-            result = child_write(args.root, args.n, expect)
-        elif args.child == "floor-build":
-            result = child_floor_build(args.root, args.n)
-        elif args.child == "floor-read":
-            result = child_floor_read(args.root, expect)
-        else:
-            result = child_read(args.child, args.root, args.run, expect)
-    except BenchmarkFailed as exc:
-        sys.stderr.write(f"VERIFICATION FAILED: {exc}\n")
-        return 3
-    sys.stdout.write(RESULT_MARK + json.dumps(result) + "\n")
-    sys.stdout.flush()
-    return 0
+            return child_write(args.root, args.n, expect)
+        if args.child == "floor-build":
+            return child_floor_build(args.root, args.n)
+        if args.child == "floor-read":
+            return child_floor_read(args.root, expect)
+        return child_read(args.child, args.root, args.run, expect)
+
+    return report_child(measure)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,18 +353,10 @@ def child_main(argv: List[str]) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _env() -> Dict[str, str]:
-    """The children's environment: this repository importable, no MPLOGGER_* setting but the key count
-    (MPLOGGER_DIR would send init(dir=...) elsewhere)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPLOGGER_") or k == "MPLOGGER_BENCH_KEYS"}
-    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
 def _run(cmd: List[str], what: str, cwd: str) -> Tuple[float, subprocess.CompletedProcess]:
     t = perf()
     try:
-        proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+        proc = subprocess.run(cmd, cwd=cwd, env=clean_child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired as exc:
         raise BenchmarkFailed(f"{what} ran past {CHILD_TIMEOUT_S} s") from exc
     wall = perf() - t
