@@ -24,6 +24,7 @@ from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
 from mplogger._artifact import Artifact
+from mplogger._display import Charts, compare
 from mplogger._channel import sigint_deferred
 from mplogger._errors import Error, ManagerError, RunError, UsageError, expect  # Error: as wandb.Error
 from mplogger._messages import FinishRun, InitRun, RunReady
@@ -36,6 +37,8 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "Artifact",
+    "Charts",
+    "compare",
     "log_artifact",
     "log_model",
     "use_artifact",

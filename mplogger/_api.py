@@ -236,6 +236,12 @@ class Runs(List["StoredRun"]):
     def __repr__(self) -> str:
         return f"<Runs: {len(self)} runs>"
 
+    def _repr_html_(self) -> str:
+        """A notebook's view: the runs as a table and their shared metrics as overlaid charts."""
+        from mplogger._display import runs_html
+
+        return runs_html(self)
+
 
 def _pandas(what: str) -> Any:
     try:
@@ -433,8 +439,8 @@ class StoredRun:
         """The last stored row (with ``_step``, ``_timestamp``, ``_runtime``), or None."""
         return _store.last_row(self._api.conn, self.id)
 
-    def _view(self, latest: bool = True) -> Dict[str, Any]:
-        """What the notebook display shows (see :mod:`mplogger._display`)."""
+    def _view(self, latest: bool = True, charts: bool = False) -> Dict[str, Any]:
+        """What the notebook display shows (see :mod:`mplogger._display`); ``charts``: with the card's charts."""
         view: Dict[str, Any] = {
             "kind": "StoredRun", "id": self.id, "name": self.name, "project": self.project,
             "group": self.group, "job_type": self.job_type, "tags": self.tags, "notes": self.notes,
@@ -442,23 +448,45 @@ class StoredRun:
             "dir": self.dir, "created": self.created, "finished": self.finished, "rows": self.rows,
             "config": self.config, "summary": self.summary,
         }
+        problems = []
         if latest:
             try:
                 view["latest"] = self._last_row()
             except Exception as exc:  # the display shows what it has
-                view["note"] = f"could not read the latest row: {type(exc).__name__}: {exc}"
+                problems.append(f"could not read the latest row: {type(exc).__name__}: {exc}")
+        if charts:
+            from mplogger._display import card_charts
+
+            try:
+                view.update(card_charts(self))
+            except Exception as exc:
+                problems.append(f"charts: {type(exc).__name__}: {exc}")
+        if problems:
+            view["note"] = "; ".join(problems)
         return view
 
     def _repr_html_(self) -> str:
         from mplogger._display import run_html
 
-        return run_html(self._view())
+        return run_html(self._view(charts=True))
+
+    def _ipython_display_(self) -> None:
+        """In a notebook: the card, kept up to date from the store while the run is being written."""
+        from mplogger._display import run_html
+        from mplogger._live import show
+
+        view = self._view(charts=True)
+        show(self._api.root, self.id, "StoredRun", run_html(view), repr(self), live=self.state == "running",
+             mark=(self.rows, self.state))
 
     def plot(self, keys: Optional[Sequence[str]] = None) -> Any:
-        """A matplotlib figure: one subplot per numeric key (all when ``keys`` is None) against ``_step``."""
-        from mplogger._display import plot_history
+        """Charts of the history, one per numeric metric (``keys``: those only), against ``_step``.
 
-        return plot_history(self.history(), keys, title=f"{self.name} ({self.id})")
+        A notebook shows them as inline SVG; ``.figure()`` gives a matplotlib figure instead.
+        """
+        from mplogger._display import Charts
+
+        return Charts([self], keys, title=f"{self.name} ({self.id})")
 
     def __repr__(self) -> str:
         from mplogger._display import run_text

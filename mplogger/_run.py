@@ -6,6 +6,7 @@ import copy
 import glob
 import json
 import os
+import sys
 import shutil
 import time
 import warnings
@@ -457,6 +458,7 @@ class Run(WandbRunMethods):
                               "finishing (from another thread) were not stored")
                 self._rows.clear()
             self._on_finish(self)
+            self._end_live_cards()
         self._raise_errors()
 
     def _add_output(self, stream: str, lines: List[Any]) -> None:
@@ -487,6 +489,7 @@ class Run(WandbRunMethods):
         self.state = state
         self._forget_resume()
         self._on_finish(self)
+        self._end_live_cards()
 
     def attachment(self, flush: bool = True) -> Attachment:
         """What another process needs to log into this run.
@@ -662,6 +665,7 @@ class Run(WandbRunMethods):
                 problems.append(f"summary: {type(exc).__name__}: {exc}")
         try:
             from mplogger._api import Api  # here, not at module level: data flows store -> Api only
+            from mplogger._display import card_charts
 
             api = Api(self.root)
             try:
@@ -670,6 +674,10 @@ class Run(WandbRunMethods):
                             rows=stored.rows, latest=stored._last_row())
                 if view["summary"] is None:
                     view["summary"] = stored.summary
+                try:
+                    view.update(card_charts(stored))
+                except Exception as exc:
+                    problems.append(f"charts: {type(exc).__name__}: {exc}")
             finally:
                 api.close()
         except Exception as exc:
@@ -691,16 +699,37 @@ class Run(WandbRunMethods):
 
             return f"<pre>{html.escape(repr(self))}\n{html.escape(f'{type(exc).__name__}: {exc}')}</pre>"
 
+    def _ipython_display_(self) -> None:
+        """In a notebook: the card, kept up to date from the store while the run is live."""
+        from mplogger._display import run_html
+        from mplogger._live import show
+
+        try:
+            view = self._view()
+            html = run_html(view)
+        except Exception:  # a display must never raise
+            view, html = {}, self._repr_html_()
+        show(self.root, self.id, "Run", html, repr(self), live=lambda: not self._closed,
+             mark=(view.get("rows"), view.get("state")))
+
+    def _end_live_cards(self) -> None:
+        """Cards displayed for this run get their last update now (only once a card was shown)."""
+        live = sys.modules.get("mplogger._live")
+        if live is not None:
+            live.finished(self.root, self.id)
+
     def plot(self, keys: Optional[List[str]] = None) -> Any:
-        """Flush, then a matplotlib figure of the stored history: one subplot per numeric key."""
+        """Flush, then charts of the stored history, one per numeric metric (``keys``: those only).
+
+        A notebook shows them as inline SVG; ``.figure()`` gives a matplotlib figure instead.
+        """
         from mplogger._api import Api
-        from mplogger._display import plot_history
+        from mplogger._display import Charts
 
         self.flush()
         api = Api(self.root)
         try:
-            rows = api.run(self.id).history()
+            return Charts([api.run(self.id)], keys, title=f"{self.name} ({self.id})")
         finally:
             api.close()
-        return plot_history(rows, keys, title=f"{self.name} ({self.id})")
 

@@ -1,4 +1,5 @@
-"""Notebook display: the HTML card, the one-line repr and ``plot()``, on real runs and stores."""
+"""Notebook display: the HTML card and its charts, the one-line repr, ``plot()``, ``compare()`` and the
+table of runs, on real runs and stores."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mplogger
-from mplogger._display import format_value, plot_history, run_html, run_text
+from mplogger._display import CARD_CHARTS, Charts, format_value, run_html, run_text
 
 from conftest import REPO, script_env
 
@@ -159,7 +160,7 @@ def test_plot_of_a_live_run_has_one_axes_per_numeric_key(root):
     pytest.importorskip("matplotlib")
     run = demo_run(root)
     run.log({"acc": 1.0, "flag": True})  # bools are not plotted unless asked for
-    fig = run.plot()  # flushes first: every row logged so far is in it
+    fig = run.plot().figure()  # flushes first: every row logged so far is in it
     try:
         assert [ax.get_title() for ax in fig.axes] == ["loss", "acc", "m.x"]
         points = {ax.get_title(): list(ax.lines[0].get_xdata()) for ax in fig.axes}
@@ -179,14 +180,14 @@ def test_plot_of_chosen_keys_of_a_stored_run(root):
     for i in range(40):
         run.log({"every": i, "odd": {"v": float(i)}} if i % 2 else {"every": i})
     run.finish()
-    fig = stored(root, run.id).plot(keys=["odd.v"])
+    fig = stored(root, run.id).plot(keys=["odd.v"]).figure()
     try:
         (ax,) = fig.axes
         assert list(ax.lines[0].get_xdata()) == list(range(1, 40, 2))
         assert list(ax.lines[0].get_ydata()) == [float(i) for i in range(1, 40, 2)]
     finally:
         plt.close(fig)
-    fig = run.plot(keys=["every", "odd.v"])  # a finished live run reads the store
+    fig = run.plot(keys=["every", "odd.v"]).figure()  # a finished live run reads the store
     try:
         assert [len(ax.lines[0].get_xdata()) for ax in fig.axes] == [40, 20]
     finally:
@@ -202,25 +203,34 @@ def test_plot_without_numeric_data_names_the_keys(root):
     with pytest.raises(ValueError, match="'nope'"):
         run.plot(keys=["x", "nope"])
     run.finish()
-    with pytest.raises(ValueError, match="nothing to plot"):
-        plot_history([{"_step": 0, "s": "text"}])
+    words = mplogger.init(dir=root, reinit="create_new")
+    words.log({"s": "text", "flag": True})
+    with pytest.raises(ValueError, match="nothing to plot: no numeric metrics"):
+        words.plot()
+    with pytest.raises(TypeError, match="keys must be"):
+        words.plot(keys=3)
+    words.finish()
 
 
-def test_plot_without_matplotlib_is_a_clear_error(root, without):
+def test_plot_without_matplotlib_draws_svg_and_only_figure_needs_it(root, without):
     run = mplogger.init(dir=root)
-    run.log({"a": 1})
+    run.log({"a": 1, "b": 2.5})
     run.finish()
     body = """
         import mplogger
-        for plot in (mplogger.Api(sys.argv[1]).run(sys.argv[2]).plot,
-                     mplogger.init(dir=sys.argv[1]).plot):
+        live = mplogger.init(dir=sys.argv[1])
+        live.log({"c": 3})
+        for plot in (mplogger.Api(sys.argv[1]).run(sys.argv[2]).plot, live.plot):
+            charts = plot()
+            print("SVG", charts._repr_html_().count("<svg"))
             try:
-                plot()
+                charts.figure()
             except ImportError as exc:
                 print("ERROR", exc)
     """
     result = without("matplotlib", body, root, run.id)
-    assert result.stdout.count("ERROR run.plot() needs matplotlib") == 2, result.stderr
+    assert result.stdout.split("\n")[0::2] == ["SVG 2", "SVG 1", ""], result.stdout + result.stderr
+    assert result.stdout.count("ERROR Charts.figure() needs matplotlib") == 2, result.stderr
     assert "mplogger[plot]" in result.stdout
 
 
@@ -229,8 +239,11 @@ def test_plot_picks_agg_only_when_no_backend_was_chosen(script, chosen, expected
     pytest.importorskip("matplotlib")
     body = """
         import matplotlib
-        from mplogger._display import plot_history
-        plot_history([{"_step": 0, "a": 1.0}, {"_step": 1, "a": 2.0}])
+        import tempfile, mplogger
+        run = mplogger.init(dir=tempfile.mkdtemp())
+        run.log({"a": 1.0})
+        run.log({"a": 2.0})
+        run.plot().figure()
         print("BACKEND", matplotlib.get_backend().lower())
     """
     env = {k: v for k, v in script_env().items() if k != "MPLBACKEND"}
@@ -267,7 +280,7 @@ def test_in_a_notebook_a_run_displays_as_html_and_plots_inline(tmp_path: Path, r
         f"import matplotlib, mplogger\nrun = mplogger.init(dir={root!r}, config={{'lr': 0.5}})\n"
         "for i in range(10):\n    run.log({'a': i, 'b': i * i})",
         "run",
-        "fig = run.plot()",
+        "run.plot().figure()",
         "print(matplotlib.get_backend())",
         "run.finish()\nmplogger.Api(run.root).run(run.id)",
     ]
@@ -281,8 +294,151 @@ def test_in_a_notebook_a_run_displays_as_html_and_plots_inline(tmp_path: Path, r
             client.execute_cell(cell, index)
     live, plot, backend, done = (nb.cells[i].outputs for i in range(1, 5))
     (live_html,) = [o["data"]["text/html"] for o in live if "text/html" in o.get("data", {})]
-    assert "running" in live_html and "lr" in live_html and "latest (step 9)" in live_html
+    # the card shown while the run was live was updated in place at finish() (its display id)
+    assert "finished" in live_html and "lr" in live_html and "latest (step 9)" in live_html
+    assert live_html.count("<svg") == 2
     assert [o for o in plot if "image/png" in o.get("data", {})]  # shown by the inline backend
     assert "inline" in "".join(o.get("text", "") for o in backend)  # Agg was not forced
     (done_html,) = [o["data"]["text/html"] for o in done if "text/html" in o.get("data", {})]
     assert "finished" in done_html and "rows</span> 10" in done_html
+
+
+# --- charts on the card, plot(), compare() and the table of runs -----------------------------
+def card_dom(html: str):
+    from test_report import parse
+
+    return parse(html)
+
+
+def test_the_card_charts_each_numeric_metric_with_system_folded(root):
+    from test_report import figures, series_points
+
+    run = demo_run(root)  # loss, acc, m.x are numbers; phase is text
+    run.finish()
+    dom = card_dom(stored(root, run.id)._repr_html_())
+    charts = figures(dom)
+    assert list(charts) == ["loss", "acc", "m.x"]
+    assert [series_points(fig.find("g", cls="series")) for fig in charts.values()] == [30, 30, 30]
+    assert all(not fig.find_all("ul", cls="legend") for fig in charts.values())  # one run: no legend
+    assert "more key" not in dom.text()
+    system = [d for d in dom.find_all("details") if d.find("summary").text().startswith("system")]
+    for folded in system:  # system metrics, when sampled, are folded away (closed)
+        assert "open" not in folded.attrs
+
+
+def test_the_card_charts_the_first_metrics_and_says_how_to_see_the_rest(root):
+    from test_report import figures
+
+    run = mplogger.init(dir=root)
+    for i in range(5):
+        run.log({f"k{j:02d}": i * j for j in range(CARD_CHARTS + 4)})
+    dom = card_dom(run._repr_html_())
+    assert list(figures(dom)) == [f"k{j:02d}" for j in range(CARD_CHARTS)]
+    assert "4 more keys not charted here" in dom.text() and "run.plot()" in dom.text()
+    assert len(run.plot().metrics) == CARD_CHARTS + 4  # plot() charts them all
+    run.finish()
+
+
+def test_the_card_of_a_long_run_is_read_from_the_block_summaries(root):
+    from test_report import figures, series_points
+
+    run = mplogger.init(dir=root)
+    rows = 200 * 1024  # more blocks than a card's chart keeps points
+    for i in range(rows):
+        run.log({"y": float(i % 1000)})
+    run.finish()
+    chart = figures(card_dom(stored(root, run.id)._repr_html_()))["y"]
+    assert f"downsampled from {rows:,} points" in chart.text()
+    assert series_points(chart.find("g", cls="series")) <= 4 * 200
+    labels = [t.text() for t in chart.find("g", cls="labels").find_all("text")]
+    assert "1000" in labels or "1k" in labels  # the maximum survived
+
+
+def test_card_plot_and_runs_escape_every_stored_text(root):
+    evil_key = '<img src=x onerror="alert(1)">'
+    run = mplogger.init(dir=root, name=EVIL, tags=[EVIL], notes=EVIL, config={"c": EVIL})
+    run.log({evil_key: 1.0, "ok": 2.0})
+    run.log({evil_key: 2.0, "ok": 3.0})
+    run.finish()
+    api = mplogger.Api(root)
+    for html in (api.run(run.id)._repr_html_(), api.run(run.id).plot()._repr_html_(), api.runs()._repr_html_(),
+                 mplogger.compare([run.id], dir=root)._repr_html_()):
+        assert "<script" not in html and "<img" not in html
+        assert "&lt;script&gt;" in html or "&lt;img" in html
+        for fetch in ("src=", "href=", "url(", "@import", "<link", "<iframe"):
+            assert fetch not in html.replace("&quot;", '"').replace('src=x onerror', ''), fetch
+
+
+def test_runs_display_as_a_table_with_overlaid_charts_of_shared_metrics(root):
+    from test_report import figures
+
+    ids = []
+    for lr in (0.1, 0.2):
+        run = mplogger.init(dir=root, project="cmp", config={"lr": lr}, reinit="create_new")
+        for i in range(20):
+            run.log({"loss": lr / (i + 1), "only_" + str(lr): i})
+        run.finish()
+        ids.append(run.id)
+    dom = card_dom(mplogger.Api(root).runs(project="cmp")._repr_html_())
+    charts = figures(dom)
+    assert list(charts) == ["loss"]  # a metric of one run only is not a comparison
+    assert sorted(g.attrs["data-run"] for g in charts["loss"].find_all("g", cls="series")) == sorted(ids)
+    table = dom.find("table").text()
+    assert all(run_id in table for run_id in ids) and "2 runs" in dom.text()
+
+
+def test_compare_overlays_ids_stored_and_live_runs(root):
+    first = mplogger.init(dir=root, reinit="create_new")
+    for i in range(10):
+        first.log({"loss": 1.0 / (i + 1), "acc": i})
+    first.finish()
+    live = mplogger.init(dir=root, reinit="create_new")
+    for i in range(7):
+        live.log({"loss": 2.0 / (i + 1)})  # not flushed yet: compare() flushes a live run
+    charts = mplogger.compare([first.id, live], keys=["loss"], dir=root)
+    assert isinstance(charts, Charts) and charts.metrics == ["loss"]
+    by_run = {charts.runs[index].id: series.count for index, series in charts._series.metrics["loss"].items()}
+    assert by_run == {first.id: 10, live.id: 7}
+    assert charts._repr_html_().count("<svg") == 1
+    everything = mplogger.compare([first.id, mplogger.Api(root).run(live.id)], dir=root)
+    assert everything.metrics == ["loss", "acc"]
+    with pytest.raises(TypeError, match="compare\\(\\) takes run ids"):
+        mplogger.compare([first.id, 42], dir=root)
+    with pytest.raises(ValueError, match="'nope'"):
+        mplogger.compare([first.id], keys=["nope"], dir=root)
+    live.finish()
+
+
+def test_a_damaged_history_leaves_the_table_of_runs_and_the_card_readable(root):
+    import sqlite3
+
+    ids = []
+    for name in ("ok", "damaged"):
+        run = mplogger.init(dir=root, name=name, reinit="create_new")
+        for i in range(5):
+            run.log({"loss": 1.0 / (i + 1)})
+        run.finish()
+        ids.append(run.id)
+    with sqlite3.connect(os.path.join(root, "mplogger.db")) as conn:
+        conn.execute("UPDATE history_columns SET vals = 'not json[' WHERE run_id = ?", (ids[1],))
+    api = mplogger.Api(root)
+    table = api.runs()._repr_html_()
+    assert ids[0] in table and ids[1] in table and "charts: ValueError" in table
+    card = api.run(ids[1])._repr_html_()
+    assert "charts: ValueError" in card and ids[1] in card
+
+
+def test_plot_of_no_keys_is_refused(root):
+    run = mplogger.init(dir=root)
+    run.log({"a": 1})
+    with pytest.raises(ValueError, match="keys is empty"):
+        run.plot(keys=[])
+    run.finish()
+
+
+def test_a_deeply_nested_wide_value_is_shown_short():
+    wide = 0
+    for _ in range(6):  # 80**6 leaves: formatting each would never end
+        wide = [wide] * 80
+    text = format_value({"a": wide, "b": {"c": wide}})
+    assert len(text) <= 80 and text.startswith("{a: [[[")
