@@ -17,7 +17,11 @@ Sections (each prints its own table; ``--only`` picks some):
   ``log_artifact`` (policy mutable and immutable) from a loop that logs 10 floats a step: the call's
   time, the time until the version is durable and its MiB/s next to ``shutil.copyfile`` + ``sha256``
   of the same file, and ``log()``'s worst and p99 latency afterwards next to the same loop without
-  a checkpoint (:mod:`benchmarks.bench_artifacts`).
+  a checkpoint (:mod:`benchmarks.bench_artifacts`);
+- ``notebook``: a training loop (~50 µs of work + ``log()`` of 10 floats a step) in a real Jupyter
+  kernel, without and with the run's live card displayed: steps/s, step median, p99, p99.9 and
+  worst, the card updates that arrived, as ratios live / no card (:mod:`benchmarks.bench_notebook`;
+  skipped without ipykernel and jupyter_client).
 
 Every section verifies that every record arrived. ``--n``, ``--keys``, ``--repeats``,
 ``--batch-sizes`` and ``--artifact-mb`` size the runs; ``--json`` writes all figures; a PNG chart
@@ -36,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from benchmarks.common import machine, write_results
 
-SECTIONS = ("core", "transports", "scenarios", "peers", "store", "artifacts")
+SECTIONS = ("core", "transports", "scenarios", "peers", "store", "artifacts", "notebook")
 KEYS_VARIABLE = "MPLOGGER_BENCH_KEYS"
 
 
@@ -105,9 +109,20 @@ def _artifacts(o: Options) -> Dict[str, Any]:
     return {"figures": result, "table": bench_artifacts.render(result)}
 
 
+def _notebook(o: Options) -> Dict[str, Any]:
+    from benchmarks import bench_notebook
+
+    if not bench_notebook.kernel_available():
+        return {"figures": {"skipped": "needs ipykernel"},
+                "table": "skipped: needs ipykernel (pip install ipykernel jupyter_client)"}
+    seconds = bench_notebook.QUICK_SECONDS if o.quick else bench_notebook.SECONDS
+    result = bench_notebook.collect(repeats=o.repeats or (1 if o.quick else 3), seconds=seconds, progress=not o.quick)
+    return {"figures": result, "table": "\n".join(bench_notebook.render(result))}
+
+
 RUNNERS: Dict[str, Callable[[Options], Dict[str, Any]]] = {
     "core": _core, "transports": _transports, "scenarios": _scenarios, "peers": _peers, "store": _store,
-    "artifacts": _artifacts,
+    "artifacts": _artifacts, "notebook": _notebook,
 }
 
 
