@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional
 
-from mplogger import _launch, _manager
+from mplogger import _launch
 from mplogger._channel import QueueReader, QueueWriter, close_queue, remove_fifo_folder, unlink_semaphore_names
 from mplogger._errors import ManagerError, add_note, describe_exit, expect, unpack_exception
 from mplogger._messages import (
@@ -65,7 +65,7 @@ class Client:
         self.mgr_o = ctx.Queue()
         self.inbox = QueueWriter(self.mgr_i)
         self.process = ctx.Process(
-            target=_manager.main,
+            target=_launch.manager_main,
             args=(self.mgr_i, self.mgr_o, self.settings, os.getpid()),
             name="mplogger-manager",
         )

@@ -17,9 +17,16 @@ import threading
 import types
 from typing import Iterator
 
-__all__ = ["choose_start_method", "os_thread_count", "in_jupyter", "main_module_hidden", "start"]
+__all__ = ["choose_start_method", "os_thread_count", "in_jupyter", "main_module_hidden", "manager_main", "start"]
 
 _hide_lock = threading.Lock()
+
+
+def manager_main(*args: object) -> None:
+    """The manager process's entry point: its code is imported there, never in the user process."""
+    from mplogger._manager import main
+
+    main(*args)  # type: ignore[arg-type]
 
 
 def os_thread_count() -> int:

@@ -17,7 +17,6 @@ from mplogger import _exit, _launch
 from mplogger._client import Client
 from mplogger._console import Capture
 from mplogger._settings import Settings
-from mplogger._system import system_metrics_unavailable
 from mplogger._terminal import notice_once
 
 __all__ = ["Session", "current", "setup", "teardown"]
@@ -85,7 +84,7 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
         session.client = Client(resolved)
         session.settings = resolved
         _exit.install_hooks()
-        if resolved.system_interval > 0 and system_metrics_unavailable():
+        if resolved.system_interval > 0 and _system_metrics_unavailable():
             notice_once("system metrics need psutil on this platform: pip install 'mplogger[system]' "
                         "(or set MPLOGGER_SYSTEM_INTERVAL=0 to turn them off)")
         if _exit_registered_pid != os.getpid():
@@ -93,6 +92,13 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
             _exit.register(_at_exit)
         _hook_jupyter(session.client)
         return session.client
+
+
+def _system_metrics_unavailable() -> bool:
+    """Asked of the manager's sampler module, imported for this question only (it runs in the manager)."""
+    from mplogger._system import system_metrics_unavailable
+
+    return system_metrics_unavailable()
 
 
 def console_target(run: Any) -> None:
