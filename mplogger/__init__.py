@@ -17,9 +17,10 @@ import time
 import warnings
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
-from mplogger import _environment, _init_args, _launch, _session, _store
+from mplogger import _environment, _init_args, _session, _store
 from mplogger._child import ChildRun
 from mplogger._disabled import DisabledRun
+from mplogger._processes import in_jupyter
 from mplogger._media import Histogram, Image, Table
 from mplogger._terminal import termerror, termlog, termwarn
 from mplogger._api import Api, StoredRun
@@ -195,12 +196,11 @@ def _on_finish(finished: Run) -> None:
         _set_globals(None, finished)
 
 
-def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> None:
-    """Start this process's manager and its worker pool, and wait until they serve.
-
-    Optional: ``init()`` calls it when needed. Later calls do nothing while the manager runs.
-    """
-    _session.setup(settings)
+def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> "_session.Manager":
+    """Start this process's manager and its worker pool, wait until they serve, and return a handle
+    on them (their pids). Optional: ``init()`` calls it when needed. Later calls start nothing while
+    the manager runs, and return its handle."""
+    return _session.Manager(_session.setup(settings))
 
 
 def init(
@@ -243,7 +243,7 @@ def init(
                            ("sync_tensorboard", sync_tensorboard)):
         if value is not None:
             _logger.debug("init(%s=...) is accepted for wandb scripts and has no effect", ignored)
-    in_notebook = _launch.in_jupyter()
+    in_notebook = in_jupyter()
     if reinit is None and in_notebook:
         reinit = "finish_previous"  # a notebook re-runs cells: a new init() starts a new run
     if reinit not in (None, False, True, "default", "return_previous", "finish_previous", "create_new"):

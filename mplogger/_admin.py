@@ -20,46 +20,11 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Set, 
 import attrs
 
 from mplogger import _store
+from mplogger._processes import process_alive
 from mplogger._terminal import printable
 
-__all__ = ["Deleted", "Finding", "KeptArtifact", "delete_run", "doctor", "format_size", "process_alive",
+__all__ = ["Deleted", "Finding", "KeptArtifact", "delete_run", "doctor", "format_size",
            "summary_line"]
-
-
-def process_alive(pid: Optional[int], since: float) -> bool:
-    """Whether process ``pid`` on this host is alive and older than ``since`` (not a reused pid).
-
-    Pass the run's ``updated`` time: the process that writes a run (created or resumed) started
-    before its last write, while a process that reuses a dead writer's pid started after it.
-    """
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):  # OverflowError: a number no pid can be
-        return False
-    except PermissionError:
-        pass
-    started = _process_start_time(pid)
-    if started is None:
-        return True
-    if started is False:
-        return False
-    return started <= since + 1.0
-
-
-def _process_start_time(pid: int) -> Any:
-    """Wall-clock start of ``pid`` from /proc; False for a zombie, None where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        with open("/proc/stat", "rb") as system:
-            boot = next(float(line.split()[1]) for line in system if line.startswith(b"btime"))
-    except (OSError, StopIteration, IndexError, ValueError):
-        return None
-    if fields[0] == b"Z":
-        return False
-    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
 _REPAIR_REFUSED = "doctor cannot repair it (`mplogger doctor --dry-run` only checks)"

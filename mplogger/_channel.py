@@ -34,6 +34,8 @@ from multiprocessing.queues import Queue
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Iterator, List, Optional
 
+from mplogger._mp_private import queue_pipe, queue_semaphore
+
 __all__ = [
     "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
     "unlink_semaphore_names", "sigint_deferred", "close_queue", "remove_fifo_folder",
@@ -212,8 +214,8 @@ class QueueReader(FrameReader):
     """The reading end of one ``multiprocessing.Queue``, for exactly one reading process."""
 
     def __init__(self, queue: Queue) -> None:
-        self._sem = queue._sem  # type: ignore[attr-defined]
-        super().__init__(queue._reader.fileno())  # type: ignore[attr-defined]
+        self._sem = queue_semaphore(queue)
+        super().__init__(queue_pipe(queue)[0].fileno())
 
     def _taken(self) -> None:
         self._sem.release()
@@ -227,8 +229,8 @@ class QueueWriter:
     """
 
     def __init__(self, queue: Queue) -> None:
-        self._sem = queue._sem  # type: ignore[attr-defined]
-        self._fd = queue._writer.fileno()  # type: ignore[attr-defined]
+        self._sem = queue_semaphore(queue)
+        self._fd = queue_pipe(queue)[1].fileno()
         os.set_blocking(self._fd, False)
         _raise_pipe_size(self._fd)
         self._capacity = _pipe_capacity(self._fd)

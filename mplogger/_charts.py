@@ -19,7 +19,7 @@ import math
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mplogger import _store
-from mplogger._values import flatten
+from mplogger._values import as_number, flatten
 
 if TYPE_CHECKING:  # pragma: no cover
     from mplogger._api import StoredRun
@@ -207,16 +207,16 @@ class Series:
 
 # --- reading ---------------------------------------------------------------------------------
 def chart_number(value: Any) -> Optional[float]:
-    """The value as a float when it is a plottable number (bools and everything else: None)."""
-    kind = type(value)
-    if kind is int:
-        try:
-            value = float(value)
-        except OverflowError:
-            return math.inf
-    elif kind is not float:
+    """The value as a float when it is a plottable number (bools and everything else: None); one
+    beyond what an axis can span (an int past the floats, an infinity, NaN) is a gap (inf)."""
+    number = as_number(value)
+    if number is None:
         return None
-    return value if -_LARGEST <= value <= _LARGEST else math.inf
+    try:
+        number = float(number)
+    except OverflowError:
+        return math.inf
+    return number if -_LARGEST <= number <= _LARGEST else math.inf
 
 
 def _metric_values(row: Mapping[str, Any]) -> Iterator[Tuple[str, float]]:

@@ -182,7 +182,7 @@ class ChildRun(WandbRunMethods):
 
     def _manager_alive(self) -> None:
         """ManagerError once the run's manager has exited (a zombie not reaped yet counts as gone)."""
-        from mplogger._admin import process_alive
+        from mplogger._processes import process_alive
 
         pid = self._attachment.manager_pid
         if not process_alive(pid, time.time()):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import os
 import signal
 import socket
@@ -20,14 +19,15 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from mplogger._admin import format_size, process_alive
+from mplogger._admin import format_size
+from mplogger._processes import process_alive
 from mplogger._api import STATES, Api, StoredRun
 from mplogger._errors import Error
 from mplogger._display import format_duration, format_time, format_value
 from mplogger._filters import parse_where
 from mplogger._progress import Progress
 from mplogger._terminal import CONTROL, printable
-from mplogger._values import flatten
+from mplogger._values import flatten, replace_nonfinite
 
 __all__ = ["main"]
 
@@ -105,18 +105,9 @@ _JSON_CONTROL = {code: f"\\u{code:04x}" for code in CONTROL if code >= 0x7f}  # 
 
 def _print_json(value: Any, indent: Optional[int] = 2) -> None:
     """Strict JSON (any JSON tool reads it): NaN and infinities are written as null, control characters escaped."""
-    text = json.dumps(_strict(value), indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+    text = json.dumps(replace_nonfinite(value, lambda _: None), indent=indent, ensure_ascii=False, default=str,
+                      allow_nan=False)
     print(text.translate(_JSON_CONTROL), flush=True)
-
-
-def _strict(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _strict(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(item) for item in value]
-    return value
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], width: int = 40) -> str:

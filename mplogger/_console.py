@@ -20,7 +20,8 @@ import threading
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
-__all__ = ["LineSplitter", "Capture", "CONSOLE_MODES", "capturing"]
+
+__all__ = ["LineSplitter", "Capture", "capturing"]
 
 _active: List["Capture"] = []  # inherited by forked children, whose output it already captures
 
@@ -29,7 +30,6 @@ def capturing() -> bool:
     """True while a capture (this process's, or one inherited through fork) is in place."""
     return bool(_active)
 
-CONSOLE_MODES = ("auto", "wrap", "redirect", "off")
 
 
 MAX_LINE = 1 << 20  # characters of one line kept; a longer line is cut with a note

@@ -15,7 +15,6 @@ runs no JavaScript shows them too; matplotlib is imported only by :meth:`Charts.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from mplogger._charts import (CARD, REPORT, SECONDS, STEPS, SeriesSet, chart_section, colour, legend_html,
                               read_history, read_system, run_label, swatch)
+from mplogger._charts import escape as _e
 from mplogger._values import flatten
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,10 +96,6 @@ def _joined(items: Iterable[Any], limit: int, show: Any) -> str:
     return ", ".join(parts)
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def format_time(stamp: Any) -> Optional[str]:
     """A Unix time as local ``YYYY-MM-DD HH:MM:SS``; None when it is not a time."""
     try:
@@ -134,10 +130,13 @@ def run_text(view: Mapping[str, Any]) -> str:
 
 
 # --- HTML ------------------------------------------------------------------------------------
-def _badge(state: Any) -> str:
+def badge(state: Any, inline: bool = True) -> str:
+    """A run's state as a coloured label; ``inline``: styled by itself (else by the report's class ``badge``)."""
     text = str(state) if state else "unknown"
-    colour = STATE_COLOURS.get(text, "#6e7781")
-    return (f'<span style="background:{colour};color:#fff;border-radius:9px;padding:1px 8px;'
+    shade = STATE_COLOURS.get(text, "#6e7781")
+    if not inline:
+        return f'<span class="badge" style="background:{shade}">{_e(text)}</span>'
+    return (f'<span style="background:{shade};color:#fff;border-radius:9px;padding:1px 8px;'
             f'font-size:11px;font-weight:600;vertical-align:middle">{_e(text)}</span>')
 
 
@@ -186,7 +185,7 @@ def run_html(view: Mapping[str, Any]) -> str:
     header = [
         f'<span style="font-weight:600;font-size:14px">{_e(_truncate(str(name), 80)) if name else "(unnamed)"}</span>',
         f'<code style="{_MUTED}">{_e(view.get("id", "?"))}</code>',
-        _badge(view.get("state")),
+        badge(view.get("state")),
     ]
     if view.get("exit_code") not in (None, 0):
         header.append(f'<span style="{_MUTED}">exit code {_e(view["exit_code"])}</span>')
@@ -412,7 +411,7 @@ def runs_html(runs: Sequence["StoredRun"]) -> str:
     for index, run in enumerate(runs):
         mark = swatch(index, inline=True) if index < len(shown) else ""
         cells = [mark, f"<code>{_e(run.id)}</code>", _e(_truncate(str(run.name or ""), 48)),
-                 _e(_truncate(str(run.project), 32)), _badge(run.state), _e(format_time(run.created) or ""),
+                 _e(_truncate(str(run.project), 32)), badge(run.state), _e(format_time(run.created) or ""),
                  _e(format_duration(run.duration)), f"{run.rows:,}", _e(_truncate(", ".join(map(str, run.tags)), 48))]
         body.append("<tr>" + "".join(f'<td style="{_TD}">{cell}</td>' for cell in cells) + "</tr>")
     parts = ['<div class="mplogger-runs" style="font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;'

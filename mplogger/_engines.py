@@ -80,7 +80,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping,
 
 from mplogger import _store
 from mplogger._errors import Error
-from mplogger._values import flatten
+from mplogger._values import as_number, flatten
 
 if TYPE_CHECKING:  # pragma: no cover
     from mplogger._api import StoredRun
@@ -127,12 +127,13 @@ class _Tally:
 
 def _number(value: Any) -> Optional[float]:
     """``value`` as a float when it is a number (a bool as 0/1), else None."""
-    if isinstance(value, (int, float)):
-        try:
-            return float(value)
-        except OverflowError:  # an int beyond the float range cannot be a metric
-            return None
-    return None
+    number = as_number(value, bools=True)
+    if number is None:
+        return None
+    try:
+        return float(number)
+    except OverflowError:  # an int beyond the float range cannot be a metric
+        return None
 
 
 def _utf8(text: str) -> str:

@@ -33,6 +33,7 @@ import sys
 from typing import IO, Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from mplogger import _store
+from mplogger._files import write_atomically
 from mplogger._terminal import printable
 from mplogger._values import flatten
 
@@ -69,19 +70,7 @@ def write_history(run: Any, output: Optional[str] = None, format: str = "csv",
         with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as stream:
             return writer(rows, stream)
 
-    return _atomically(output, write_text)
-
-
-def _atomically(output: str, write: Callable[[str], int]) -> int:
-    """``write`` a temporary file beside ``output``, then rename it: no half-written exports."""
-    temporary = f"{output}.part-{os.getpid()}"
-    try:
-        count = write(temporary)
-        os.replace(temporary, output)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return count
+    return write_atomically(output, write_text)
 
 
 class _TerminalText:
@@ -547,7 +536,7 @@ def _write_parquet(rows: _Rows, output: str) -> int:
                     rows.progress(size)
         return count
 
-    return _atomically(output, write_parquet)
+    return write_atomically(output, write_parquet)
 
 
 def _arrow_type(pa: Any, kind: str) -> Any:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import sys
 import threading
 import types
 from typing import Iterator
 
-__all__ = ["choose_start_method", "os_thread_count", "in_jupyter", "main_module_hidden", "manager_main", "start"]
+from mplogger._processes import in_jupyter, os_thread_count
+
+__all__ = ["choose_start_method", "main_module_hidden", "manager_main", "start"]
 
 _hide_lock = threading.Lock()
 
@@ -27,25 +28,6 @@ def manager_main(*args: object) -> None:
     from mplogger._manager import main
 
     main(*args)  # type: ignore[arg-type]
-
-
-def os_thread_count() -> int:
-    """Threads of this process as the OS sees them (C threads included, where /proc exists)."""
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return threading.active_count()
-
-
-def in_jupyter() -> bool:
-    """True inside a Jupyter kernel (ipykernel), where cells run in one long-lived process."""
-    if "ipykernel" not in sys.modules:
-        return False
-    try:
-        ip = sys.modules["IPython"].get_ipython()
-    except Exception:
-        return False
-    return ip is not None and hasattr(ip, "kernel")
 
 
 def choose_start_method(requested: str) -> str:

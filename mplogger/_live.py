@@ -49,7 +49,7 @@ class _Renderer:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH", "")) if p)
         self.process = subprocess.Popen([sys.executable, "-m", "mplogger._live_render"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-                                        close_fds=True)
+                                        close_fds=True, start_new_session=True)
         self.write_lock = threading.Lock()
         self.thread = threading.Thread(target=self._read, name="mplogger-live-cards", daemon=True)
         self.thread.start()
@@ -117,7 +117,7 @@ def _update(card: _Card, html: str, text: str) -> None:
 
 
 def _in_kernel() -> bool:
-    from mplogger._launch import in_jupyter
+    from mplogger._processes import in_jupyter
 
     return in_jupyter()
 

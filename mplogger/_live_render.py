@@ -4,7 +4,8 @@ It reads JSON lines on stdin (``watch`` a card of a run, ``forget`` it) and, eve
 :data:`INTERVAL` seconds, looks at each watched run in its store: when its rows or state
 changed since the card was drawn, it renders the card again and writes it on stdout as one
 JSON line (``id``, ``html``, ``text``, and ``done`` once the run has ended). It exits when its
-stdin closes or its parent (the kernel) is gone, so it never outlives the kernel.
+stdin closes or its parent (the kernel) is gone, so it never outlives the kernel. It runs in a
+session of its own and ignores SIGINT, so interrupting a cell never stops it.
 """
 
 from __future__ import annotations

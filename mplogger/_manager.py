@@ -58,27 +58,14 @@ from mplogger._messages import (
     WorkerHello,
     WorkerStop,
 )
+from mplogger._mp_private import pool_processes, queue_pipe
+from mplogger._processes import process_alive
 from mplogger._settings import Settings
 from mplogger._system import SystemSampler
 
-__all__ = ["main", "process_alive"]
+__all__ = ["main"]
 
 _POLL_S = 0.5
-
-
-def process_alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return True
 
 
 _HOLD_S = 2.0
@@ -161,7 +148,7 @@ class Mux:
                         pending.discard(message.index)
         # The pool reaps its dead workers itself; holding its process objects keeps their
         # sentinels open and their exit codes readable whichever thread reaps them.
-        processes = {p.pid: p for p in getattr(self.pool, "_pool", [])}
+        processes = {p.pid: p for p in pool_processes(self.pool)}
         for index, pid in enumerate(self.worker_pids):
             process = processes.get(pid)
             if process is not None:
@@ -576,7 +563,7 @@ def _fds_of(mgr_i, mgr_o, lifeline: int) -> set:
     """The fds the manager needs from before it started: its queues, its parent's sentinel."""
     keep = {0, 1, 2, lifeline}
     for queue in (mgr_i, mgr_o):
-        for end in (queue._reader, queue._writer):
+        for end in queue_pipe(queue):
             keep.add(end.fileno())
     parent = multiprocessing.parent_process()
     if parent is not None:

@@ -34,9 +34,10 @@ import operator
 import os
 import re
 import struct
-import tempfile
 import zlib
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from mplogger._files import write_atomically
 
 __all__ = [
     "Media",
@@ -128,19 +129,13 @@ def _check_inside(root: str, target: str) -> None:
 
 
 def _write_atomic(path: str, payload: bytes) -> None:
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def write(temporary: str) -> None:
+        with open(temporary, "wb") as handle:
             handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    write_atomically(path, write, keep_mode=False)
 
 
 def _resolve_ref_path(ref: dict, run_dir: PathLike) -> str:
@@ -423,7 +418,7 @@ def _int_cell(value: int, column: str) -> int:
     """An int cell within the 64-bit range; ValueError naming the column otherwise."""
     if -_INT_END <= value < _INT_END:
         return value
-    from mplogger._values import int_error  # here: this module imports nothing of mplogger's
+    from mplogger._values import int_error  # here: _values imports this module
 
     raise int_error(f"Table: column {column!r}", value)
 
@@ -431,7 +426,9 @@ def _int_cell(value: int, column: str) -> int:
 def _cell_to_json(value: Any) -> Any:
     """A cell as strict JSON: a non-finite float as the store's typed marker, the rest as it is."""
     if type(value) is float and not math.isfinite(value):
-        return {"_type": "float", "value": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+        from mplogger._values import float_marker  # here: _values imports this module
+
+        return float_marker(value)
     return value
 
 

@@ -23,9 +23,9 @@ Semantics, per metric key of a committed row (top-level keys only):
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 from typing import Any, Dict, Iterable, List, Mapping, MutableMapping, Optional, Tuple
+
+from mplogger._values import as_number
 
 __all__ = ["MetricRules", "SUMMARY_OPS", "AGGREGATES"]
 
@@ -72,17 +72,8 @@ def _parse_goal(goal: str) -> str:
 
 def _number(value: Any) -> Optional[float]:
     """``value`` as an int/float for min/max/mean/best, or None (non-number, bool or NaN)."""
-    kind = type(value)
-    if kind is float:
-        return None if value != value else value
-    if kind is int:
-        return value
-    if kind is bool or not isinstance(value, numbers.Real):
-        return None
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    value = float(value)
-    return None if math.isnan(value) else value
+    number = as_number(value)
+    return None if number is None or number != number else number
 
 
 class _Compiled:

@@ -9,17 +9,16 @@ read and drawn by :mod:`mplogger._charts`, the renderer the notebook's cards use
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mplogger._charts import (PALETTE, SECONDS, STEPS, SeriesSet, chart_section, colour, escape, read_history,
                               read_system, run_label, swatch)
-from mplogger._display import STATE_COLOURS, format_duration, format_time, format_value
+from mplogger._display import badge, format_duration, format_time, format_value
+from mplogger._files import write_atomically
 from mplogger._values import flatten
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,18 +43,13 @@ def _cell(value: Any) -> str:
     return escape(short)
 
 
-def _badge(state: str) -> str:
-    colour = STATE_COLOURS.get(state, "#6e7781")
-    return f'<span class="badge" style="background:{colour}">{escape(state)}</span>'
-
-
 def _runs_table(runs: Sequence["StoredRun"]) -> str:
     head = "".join(f"<th>{name}</th>" for name in _RUN_COLUMNS)
     body = []
     for index, run in enumerate(runs):
         cells = [
             swatch(index), f"<code>{escape(run.id)}</code>", _cell(run.name), _cell(run.project),
-            _cell(run.group) if run.group is not None else "", _badge(run.state),
+            _cell(run.group) if run.group is not None else "", badge(run.state, inline=False),
             escape(format_time(run.created) or ""), format_duration(run.duration), f"{run.rows:,}",
             _cell(", ".join(str(tag) for tag in run.tags)) if run.tags else "",
         ]
@@ -253,15 +247,10 @@ def write_report(runs: Sequence["StoredRun"], path: str, title: Optional[str] = 
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: there is no folder {folder}")
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".html.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as out:  # lone surrogates
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8", errors="backslashreplace") as out:  # lone surrogates
             out.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    write_atomically(path, write)
     return path

@@ -25,7 +25,7 @@ from mplogger._terminal import termlog
 from mplogger._wandb_methods import WandbRunMethods
 from mplogger._values import FAST_TYPES, from_json, check_row, check_step, jsonable, same_value, scalars_fit, store_media
 
-__all__ = ["Run", "Config", "Summary"]
+__all__ = ["Run", "Config", "Summary", "become_child"]
 
 _time = time.time
 
@@ -514,13 +514,6 @@ class Run(WandbRunMethods):
     def __reduce__(self) -> tuple:
         return (attach, (self.attachment(),))
 
-    def _become_child(self) -> None:
-        """In a forked child: from now on this object logs like a run passed to a child."""
-        if not self._closed:
-            self._child = ChildRun(self.attachment(flush=False))  # the parent sent its rows before the fork
-        self._closed = True
-        self._fast = False
-
     # --- what wandb scripts also call -------------------------------------------------------
     def save(self, glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> List[str]:
         """Copy files matching ``glob_str`` into the run's folder (``<run dir>/files/``).
@@ -733,3 +726,10 @@ class Run(WandbRunMethods):
         finally:
             api.close()
 
+
+def become_child(run: Run) -> None:
+    """In a forked child: from now on ``run`` logs like a run passed to a child process."""
+    if not run._closed:
+        run._child = ChildRun(run.attachment(flush=False))  # the parent sent its rows before the fork
+    run._closed = True
+    run._fast = False

@@ -7,19 +7,21 @@ that calls ``init()`` starts a session and a manager of its own.
 
 from __future__ import annotations
 
-import multiprocessing.process
 import os
 import sys
 import threading
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
-from mplogger import _exit, _launch
+from mplogger import _exit
 from mplogger._client import Client
 from mplogger._console import Capture
+from mplogger._mp_private import disown_child
+from mplogger._processes import in_jupyter
+from mplogger._run import become_child
 from mplogger._settings import Settings
 from mplogger._terminal import notice_once
 
-__all__ = ["Session", "current", "setup", "teardown"]
+__all__ = ["Manager", "Session", "current", "setup", "teardown"]
 
 
 class Session:
@@ -48,10 +50,10 @@ def current() -> Session:
 def _after_fork_in_child() -> None:
     """A forked child logs into the parent's open runs through the parent's manager."""
     for run in list(_session.runs.values()):
-        run._become_child()
+        become_child(run)
     if _session.client is not None:
         # the manager is the parent's child, not ours: multiprocessing must not join it at exit
-        multiprocessing.process._children.discard(_session.client.process)  # type: ignore[attr-defined]
+        disown_child(_session.client.process)
 
 
 _FORK_SEND_S = 0.05
@@ -92,6 +94,32 @@ def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> Clie
             _exit.register(_at_exit)
         _hook_jupyter(session.client)
         return session.client
+
+
+class Manager:
+    """This process's manager as :func:`mplogger.setup` returns it: which processes serve this one
+    (for monitoring them, or for a fault test's ``kill -9``). The values are read when asked."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def pid(self) -> int:
+        """The manager's process id."""
+        return self._client.process.pid
+
+    @property
+    def worker_pids(self) -> List[int]:
+        """The process ids of its internal workers, in pool order (a replaced worker's new pid)."""
+        return list(self._client.worker_pids)
+
+    @property
+    def running(self) -> bool:
+        """Whether it still serves this process."""
+        return not self._client.stopped and self._client.manager_alive()
+
+    def __repr__(self) -> str:
+        return f"<mplogger.Manager pid={self.pid} workers={self.worker_pids} running={self.running}>"
 
 
 def _system_metrics_unavailable() -> bool:
@@ -180,7 +208,7 @@ def _at_exit() -> None:
 def _hook_jupyter(client: Client) -> None:
     """In a notebook, send buffered rows after every cell, so an idle kernel holds nothing."""
     global _jupyter_hooked
-    if _jupyter_hooked or not _launch.in_jupyter():
+    if _jupyter_hooked or not in_jupyter():
         return
     ip = sys.modules["IPython"].get_ipython()
 

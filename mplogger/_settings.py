@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Union
 
 import attrs
 
-__all__ = ["Settings", "START_METHODS", "STORE_FOLDER", "init_root", "resolve_root", "store_under"]
+__all__ = ["CONSOLE_MODES", "Settings", "START_METHODS", "STORE_FOLDER", "init_root", "resolve_root", "store_under"]
 
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
@@ -23,6 +23,8 @@ def _start_method(instance: Any, attribute: attrs.Attribute, value: str) -> None
             f"Settings.start_method must be one of {', '.join(START_METHODS)}; got {value!r}"
         )
 
+
+CONSOLE_MODES = ("auto", "wrap", "redirect", "off")  # what console capture can be set to
 
 @attrs.frozen(kw_only=True)
 class Settings:
@@ -58,8 +60,9 @@ class Settings:
 
     @console.validator
     def _check_console(self, attribute: attrs.Attribute, value: str) -> None:
-        if value not in ("auto", "wrap", "redirect", "off"):
-            raise ValueError(f"Settings.console must be auto, wrap, redirect or off; got {value!r}")
+        if value not in CONSOLE_MODES:
+            raise ValueError(f"Settings.console must be {', '.join(CONSOLE_MODES[:-1])} or {CONSOLE_MODES[-1]}; "
+                             f"got {value!r}")
 
     @system_interval.validator
     def _check_system_interval(self, attribute: attrs.Attribute, value: float) -> None:

@@ -32,14 +32,18 @@ import dataclasses
 import enum
 import json
 import math
+import numbers
 import operator
 import os
 import types
-from typing import Any, Callable, Dict, Iterable, Mapping
+from typing import Any, Callable, Dict, Iterable, Mapping, Union
 
 from mplogger._media import Histogram, is_media, item_key
 
 __all__ = [
+    "as_number",
+    "float_marker",
+    "replace_nonfinite",
     "SCALAR_TYPES",
     "FAST_TYPES",
     "RESERVED_KEYS",
@@ -82,6 +86,20 @@ try:  # the C encoder, built once: json.dumps builds one per call, which costs ~
     _c_encode({"probe": [1.5, None, "s", True]}, 0)
 except Exception:  # pragma: no cover - pure-Python json
     _c_encode = None
+
+
+def as_number(value: Any, bools: bool = False) -> Union[int, float, None]:
+    """``value`` as a Python int or float when it is a real number (numpy scalars too), else None;
+    a bool only with ``bools`` (as 0 or 1). NaN and the infinities stay as they are: each reader
+    (summaries, charts, exports) says what it makes of them."""
+    kind = type(value)
+    if kind is float or kind is int:
+        return value
+    if kind is bool:
+        return int(value) if bools else None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return None
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def _encode_fast(value: Any) -> str:
@@ -359,13 +377,19 @@ def _element_count(value: Any) -> int:
     return count if isinstance(count, int) else 0
 
 
-def _replace_nonfinite(value: Any) -> Any:
-    if type(value) is float and not math.isfinite(value):
-        return {"_type": "float", "value": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+def float_marker(value: float) -> Dict[str, str]:
+    """How a non-finite float is stored: ``{"_type": "float", "value": "NaN"}`` (or ``[-]Infinity``)."""
+    return {"_type": "float", "value": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
+
+
+def replace_nonfinite(value: Any, make: Callable[[float], Any] = float_marker) -> Any:
+    """``value`` with every NaN and infinity in its dicts, lists and tuples (as lists) made ``make(x)``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return make(value)
     if isinstance(value, dict):
-        return {k: _replace_nonfinite(v) for k, v in value.items()}
+        return {k: replace_nonfinite(v, make) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_replace_nonfinite(v) for v in value]
+        return [replace_nonfinite(v, make) for v in value]
     return value
 
 
@@ -373,7 +397,7 @@ def to_json(value: Any) -> str:
     """Strict JSON text for ``value``; non-finite floats become typed markers."""
     text = _encode_fast(value)
     if "NaN" in text or "Infinity" in text:
-        text = _encode(_replace_nonfinite(value))
+        text = _encode(replace_nonfinite(value))
     return text
 
 

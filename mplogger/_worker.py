@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 
 from mplogger import _environment, _store
 from mplogger._channel import QueueReader
-from mplogger._admin import process_alive
+from mplogger._processes import process_alive
 from mplogger._errors import StoreGone, pack_exception
 from mplogger._messages import (
     ArtifactLogged,

@@ -13,7 +13,8 @@ import pytest
 
 import mplogger
 from mplogger import _store
-from mplogger._admin import Deleted, KeptArtifact, delete_run, doctor, process_alive, summary_line
+from mplogger._admin import Deleted, KeptArtifact, delete_run, doctor, summary_line
+from mplogger._processes import process_alive
 
 
 def _finished_run(root: str, rows: int = 20) -> mplogger.Run:

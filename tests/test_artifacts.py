@@ -434,7 +434,7 @@ def test_sigkill_of_the_worker_while_it_stores_a_checkpoint_leaves_no_half_versi
     artifact = mplogger.Artifact("checkpoint", "model")
     artifact.add_file(str(path))
     staging = os.path.dirname(artifact._staging)  # the worker claims (renames) the artifact's folder in it
-    worker = mplogger._session.current().client.worker_pids[0]
+    worker = mplogger.setup().worker_pids[0]
     run.log_artifact(artifact)
     wait_for(lambda: _reads_file(worker, staging), 30, "the worker to read the staged checkpoint")
     os.kill(worker, signal.SIGKILL)

@@ -223,7 +223,7 @@ PROCESS_CASES = {
         root, other = sys.argv[1], sys.argv[2]
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.RLIM_INFINITY))
         run = mplogger.init(dir=root, settings={"shutdown_timeout": 120})
-        workers = list(mplogger._session.current().client.worker_pids)
+        workers = list(mplogger.setup().worker_pids)
         try:
             for i in range(300000):
                 run.log({"i": i, "pad": "x" * 50})
@@ -236,7 +236,7 @@ PROCESS_CASES = {
         second.log({"y": 1})
         second.finish()
         assert mplogger.Api(other).run(second.id).summary == {"y": 1}
-        assert list(mplogger._session.current().client.worker_pids) == workers, "a worker was lost"
+        assert list(mplogger.setup().worker_pids) == workers, "a worker was lost"
         try:
             run.finish()
         except mplogger.RunError:
@@ -252,7 +252,7 @@ PROCESS_CASES = {
         root = sys.argv[1]
         run = mplogger.init(dir=root, settings={"workers": 1})
         run.log({"x": 1}); run.flush()
-        victim = mplogger._session.current().client.worker_pids[0]
+        victim = mplogger.setup().worker_pids[0]
         os.kill(victim, signal.SIGKILL)
         try:
             for i in range(100):
@@ -274,7 +274,7 @@ PROCESS_CASES = {
         root = sys.argv[1]
         run = mplogger.init(dir=root, settings={"workers": 1})
         run.log({"x": 0.0}); run.flush()
-        victim = mplogger._session.current().client.worker_pids[0]
+        victim = mplogger.setup().worker_pids[0]
         try:
             for i in range(1, 200000):
                 run.log({"x": float(i), "y": i})
@@ -300,7 +300,7 @@ PROCESS_CASES = {
         runs = [mplogger.init(dir=root, reinit="create_new", settings={"workers": 2}) for _ in range(2)]
         for run in runs:
             run.log({"x": 1}); run.flush()
-        for pid in mplogger._session.current().client.worker_pids:
+        for pid in mplogger.setup().worker_pids:
             os.kill(pid, signal.SIGKILL)
         for run in runs:
             wait_for(lambda: mplogger.Api(root).run(run.id).state == "crashed", 10, "runs marked crashed")
@@ -419,7 +419,7 @@ PROCESS_CASES = {
         run = mplogger.init(dir=root, settings={"system_interval": 0, "console": "off", "shutdown_timeout": 600,
                                                 "inflight_rows": 2000, "batch_size": 512})
         run.log({"x": 0}); run.flush()
-        worker = mplogger._session.current().client.worker_pids[0]
+        worker = mplogger.setup().worker_pids[0]
         os.kill(worker, signal.SIGSTOP)
         def logger():
             for i in range(10**7):
@@ -454,7 +454,7 @@ PROCESS_CASES = {
         run = mplogger.init(dir=root)
         folder = os.path.dirname(mplogger._session.current().client.attach_path)
         assert os.path.isdir(folder)
-        os.kill(mplogger._session.current().client.process.pid, signal.SIGKILL)
+        os.kill(mplogger.setup().pid, signal.SIGKILL)
         try:
             run.log({"x": 1}); run.flush()
             raise AssertionError("the dead manager went unnoticed")

@@ -217,7 +217,7 @@ def test_ctrl_c_while_log_waits_for_a_stalled_store(script, root):
     body = """
         import json, os, signal, sys, threading, mplogger
         run = mplogger.init(dir=sys.argv[1], settings={"workers": 1, "shutdown_timeout": 60})
-        worker = mplogger._session.current().client.worker_pids[0]
+        worker = mplogger.setup().worker_pids[0]
         os.kill(worker, signal.SIGSTOP)
         threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
         calls = 0

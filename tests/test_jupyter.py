@@ -155,13 +155,13 @@ def start_run(nb: Notebook, root: str) -> Dict[str, Any]:
     """Cell 1: check the kernel, start a run; return its id and the manager's pid."""
     out = nb.cell(
         "import os, sys\n"
-        "import mplogger, mplogger._session, mplogger._launch\n"
+        "import mplogger, mplogger._session, mplogger._processes\n"
         f"run = mplogger.init(project='jupyter', dir={root!r}, config={{'lr': 0.1}})\n"
         "print('EXECUTABLE=' + sys.executable)\n"
         "print('MODULE=' + mplogger.__file__)\n"
-        "print('IN_JUPYTER=' + str(mplogger._launch.in_jupyter()))\n"
+        "print('IN_JUPYTER=' + str(mplogger._processes.in_jupyter()))\n"
         "print('RUN_ID=' + run.id)\n"
-        "print('MANAGER_PID=' + str(mplogger._session.current().client.process.pid))\n"
+        "print('MANAGER_PID=' + str(mplogger.setup().pid))\n"
     )
     assert os.path.realpath(nb.value(out, "EXECUTABLE")) == os.path.realpath(sys.executable)
     assert Path(nb.value(out, "MODULE")).resolve() == (REPO / "mplogger" / "__init__.py").resolve()

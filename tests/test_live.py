@@ -101,11 +101,13 @@ def test_the_renderer_reports_a_run_it_cannot_read_and_ignores_interrupts(root, 
     run = mplogger.init(dir=root)
     run.log({"x": 1})
     run.finish()
-    os.kill(renderer.process.pid, signal.SIGINT)  # a kernel interrupt reaches its whole process group
     renderer.send(op="watch", id="gone", root=run.root, run_id="zzzzzzzz", kind="Run", mark=[])
     reply = renderer.receive()
     assert reply is not None and reply["id"] == "gone" and "zzzzzzzz" in reply["error"]
-    assert renderer.process.poll() is None
+    os.kill(renderer.process.pid, signal.SIGINT)  # as an interrupt sent to a whole process group
+    renderer.send(op="watch", id="again", root=run.root, run_id="zzzzzzzz", kind="Run", mark=[])
+    reply = renderer.receive()
+    assert reply is not None and reply["id"] == "again" and renderer.process.poll() is None
 
 
 def test_the_renderer_exits_when_the_kernel_is_killed(tmp_path: Path):
@@ -166,8 +168,9 @@ class Kernel:
                 return messages
 
     def shutdown(self) -> None:
-        self.client.stop_channels()
-        self.manager.shutdown_kernel(now=False)
+        if self.manager.has_kernel:
+            self.client.stop_channels()
+            self.manager.shutdown_kernel(now=False)
 
 
 @pytest.fixture
@@ -212,6 +215,10 @@ def test_a_card_updates_while_the_next_cell_trains_and_never_after_finish(kernel
     assert not displays(after, "update_display_data") and printed(after).strip() == "[]"
     again = kernel.run("run")  # a finished run's card is static
     assert displays(again) and "display_id" not in (displays(again)[0].get("transient") or {})
+    renderer = int(printed(kernel.run("print(mplogger._live._renderer.process.pid)")))
+    assert not process_gone(renderer)
+    kernel.shutdown()
+    wait_for(lambda: process_gone(renderer), timeout=15, what="the renderer to exit with its kernel")
 
 
 def test_a_card_shown_again_or_through_a_link_to_the_store_ends_with_its_run(kernel, root, tmp_path):

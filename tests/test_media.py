@@ -36,7 +36,7 @@ def assert_all_inside(run_dir: Path, outside: Path) -> None:
         real = path.resolve()
         assert real_run in real.parents, f"{path} was written outside {run_dir}"
         assert SAFE_FILE.match(path.name), path.name
-        assert not path.name.startswith(".tmp-"), f"temporary file left behind: {path}"
+        assert ".part-" not in path.name, f"temporary file left behind: {path}"
 
 
 def decode_png(payload: bytes):

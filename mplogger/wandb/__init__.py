@@ -83,13 +83,13 @@ def finish(exit_code: Any = None, quiet: Any = None) -> None:
     _mplogger.finish(exit_code)
 
 
-def setup(settings: Any = None) -> None:
+def setup(settings: Any = None) -> Any:
     """Start the manager now (optional: ``init()`` does it); takes wandb's or mplogger's settings.
     Init arguments among wandb's settings (``project``, ``run_name``, ...) are kept for later ``init()`` calls."""
     ours, from_settings = _settings(settings)
     _from_setup.clear()
     _from_setup.update(from_settings)
-    _mplogger.setup(ours)
+    return _mplogger.setup(ours)
 
 
 def teardown(exit_code: Any = None) -> None:

@@ -1,0 +1,45 @@
+"""The standard library's private parts mplogger relies on (mplogger._mp_private) still mean what
+they meant, in the Python this runs on."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+from mplogger._mp_private import disown_child, pool_processes, queue_pipe, queue_semaphore
+
+
+def test_a_queues_pipe_ends_carry_what_the_queue_carries():
+    queue = multiprocessing.get_context("spawn").Queue()
+    reader, writer = queue_pipe(queue)
+    assert reader.fileno() != writer.fileno()
+    writer.send_bytes(b"frame")
+    assert reader.poll(5) and reader.recv_bytes() == b"frame"
+    queue.close()
+
+
+def test_a_queues_semaphore_counts_its_free_places():
+    queue = multiprocessing.get_context("spawn").Queue(maxsize=3)
+    semaphore = queue_semaphore(queue)
+    assert all(semaphore.acquire(False) for _ in range(3)) and not semaphore.acquire(False)
+    queue.close()
+
+
+def test_a_pools_processes_are_its_live_workers():
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        processes = pool_processes(pool)
+        assert len(processes) == 2 and all(process.is_alive() for process in processes)
+        assert {process.pid for process in processes} >= set(pool.map(_pid, range(8)))
+
+
+def _pid(_: int) -> int:
+    return os.getpid()
+
+
+def test_a_disowned_child_is_not_joined_at_exit():
+    process = multiprocessing.get_context("fork").Process(target=os.getpid)
+    process.start()
+    assert process in multiprocessing.active_children()
+    disown_child(process)
+    assert process not in multiprocessing.active_children()
+    process.join(10)
