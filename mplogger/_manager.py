@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import attrs
 
@@ -86,6 +86,37 @@ class _Route:
         return self.finish_request is not None
 
 
+@attrs.define(eq=False)
+class _Worker:
+    """One internal worker as the mux sees it: its queues, the requests it has not answered, the
+    rows and bytes sent to it and not yet written, and its process."""
+
+    rec_q: Any
+    rsp_q: Any  # held here: the reader below has only its fd
+    replies: QueueReader
+    pid: int = 0
+    process: Optional[multiprocessing.process.BaseProcess] = None
+    waiting: Dict[int, str] = attrs.Factory(dict)  # request -> run id, until the worker replies
+    rows: int = 0
+    bytes: int = 0
+    replaced: int = 0  # how many times a new process took its place
+    dead: bool = False
+
+    @classmethod
+    def on_fresh_queues(cls, ctx: Any) -> "_Worker":
+        rsp_q = ctx.Queue()
+        return cls(ctx.Queue(), rsp_q, QueueReader(rsp_q))
+
+    def send(self, message: object) -> None:
+        self.rec_q.put(message)
+
+    def send_batch(self, message: Any) -> None:
+        """A batch of rows: counted as in flight until the worker says it wrote them."""
+        self.rows += message.rows
+        self.bytes += len(message.payload)
+        self.rec_q.put(message)
+
+
 class Mux:
     """The manager's state and loop."""
 
@@ -101,19 +132,13 @@ class Mux:
         self.routes: Dict[str, _Route] = {}
         self.broken: Dict[str, BaseException] = {}
         self.initializing: Dict[int, str] = {}
-        self.waiting: List[Dict[int, str]] = []
         self.internal: Dict[int, str] = {}
         self.internal_ids = itertools.count(-2, -1)
         self.stopping: Optional[float] = None
         self.done = False
-        self.worker_pids: List[int] = []
-        self.worker_exits: Dict[int, int] = {}
-        self.worker_processes: Dict[int, multiprocessing.process.BaseProcess] = {}
-        self.replaced: Dict[int, int] = {}
+        self.workers: List[_Worker] = []
+        self.worker_exits: Dict[int, int] = {}  # a worker process's sentinel -> its index
         self.crash_marks: Dict[int, tuple] = {}
-        self.dead: set = set()
-        self.outstanding: List[int] = []
-        self.outstanding_bytes: List[int] = []
         self.pool = None
         self.children = FifoReader()
         self.sampler: Optional[SystemSampler] = None
@@ -123,15 +148,9 @@ class Mux:
     def start_pool(self) -> None:
         ctx = multiprocessing.get_context("fork")
         count = self.settings.worker_count()
-        self.rec_qs = [ctx.Queue() for _ in range(count)]
-        self.rsp_qs = rsp_qs = [ctx.Queue() for _ in range(count)]  # held: a reader has only the fd
-        self.rsp = [QueueReader(q) for q in rsp_qs]
-        self.waiting = [{} for _ in range(count)]
-        self.outstanding = [0] * count
-        self.outstanding_bytes = [0] * count
-        self.worker_pids = [0] * count
+        self.workers = [_Worker.on_fresh_queues(ctx) for _ in range(count)]
         self.pool = ctx.Pool(count, initializer=_worker.init_process,
-                             initargs=(self.rec_qs, rsp_qs, os.getpid()))
+                             initargs=([w.rec_q for w in self.workers], [w.rsp_q for w in self.workers], os.getpid()))
         for index in range(count):
             self.pool.apply_async(_worker.serve, (index,))
         deadline = time.monotonic() + self.settings.shutdown_timeout
@@ -140,25 +159,24 @@ class Mux:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ManagerError(f"internal workers {sorted(pending)} did not start in time")
-            ready = multiprocessing.connection.wait([self.rsp[i] for i in pending], remaining)
+            ready = multiprocessing.connection.wait([self.workers[i].replies for i in pending], remaining)
             for reader in ready:
                 for message in reader.read_available():
                     if type(message) is WorkerHello:
-                        self.worker_pids[message.index] = message.pid
+                        self.workers[message.index].pid = message.pid
                         pending.discard(message.index)
         # The pool reaps its dead workers itself; holding its process objects keeps their
         # sentinels open and their exit codes readable whichever thread reaps them.
         processes = {p.pid: p for p in pool_processes(self.pool)}
-        for index, pid in enumerate(self.worker_pids):
-            process = processes.get(pid)
-            if process is not None:
-                self.worker_processes[index] = process
-                self.worker_exits[process.sentinel] = index
+        for index, worker in enumerate(self.workers):
+            worker.process = processes.get(worker.pid)
+            if worker.process is not None:
+                self.worker_exits[worker.process.sentinel] = index
 
     # --- loop --------------------------------------------------------------------------
     def serve(self) -> None:
         while not self.done:
-            waitables: list = [self.rsp[i] for i in range(len(self.rsp)) if i not in self.dead]
+            waitables: list = [worker.replies for worker in self.workers if not worker.dead]
             waitables.extend(self.worker_exits)
             if not self.client_gone:
                 waitables.append(self.client_sentinel)
@@ -180,10 +198,11 @@ class Mux:
                     self.on_client_gone()
                 elif isinstance(item, int):
                     self.on_worker_exit(self.worker_exits.pop(item))
-                elif item in self.rsp:  # not the queue of a worker replaced meanwhile
-                    index = self.rsp.index(item)
-                    for message in item.read_available():
-                        self.relay(index, message)
+                else:
+                    index = self.worker_reading(item)
+                    if index is not None:  # not the queue of a worker replaced meanwhile
+                        for message in item.read_available():
+                            self.relay(index, message)
             now = time.monotonic()
             if self.terminated and not self.client_gone:
                 self.on_client_gone()
@@ -196,6 +215,10 @@ class Mux:
                 self.check_stopped()
             elif self.settings.system_interval > 0 and now >= self.next_sample:
                 self.sample_system(now)
+
+    def worker_reading(self, replies: object) -> Optional[int]:
+        """The index of the worker whose replies ``replies`` reads, if it still serves."""
+        return next((index for index, worker in enumerate(self.workers) if worker.replies is replies), None)
 
     def terminate(self) -> None:
         """SIGTERM: stop serving as if the user process were gone (handled in the loop)."""
@@ -219,11 +242,11 @@ class Mux:
             if route.counters is None:  # disk and network I/O are counted from the run's first sample
                 route.counters = counters
             since = {key: round(value - route.counters.get(key, value), 3) for key, value in counters.items()}
-            self.rec_qs[route.index].put(SystemSample(run_id, stamp, {**values, **since}))
+            self.workers[route.index].send(SystemSample(run_id, stamp, {**values, **since}))
 
     def paused(self) -> bool:
         rows, size = self.settings.inflight_rows, self.settings.inflight_bytes
-        return any(n > rows for n in self.outstanding) or any(n > size for n in self.outstanding_bytes)
+        return any(worker.rows > rows or worker.bytes > size for worker in self.workers)
 
     def reply(self, message: object) -> None:
         if not self.client_gone:
@@ -253,9 +276,9 @@ class Mux:
                         return
                 else:
                     route.parent_rows += message.rows
-                self.outstanding[route.index] += message.rows
-                self.outstanding_bytes[route.index] += len(message.payload)
-            self.rec_qs[route.index].put(message)
+                self.workers[route.index].send_batch(message)
+            else:
+                self.workers[route.index].send(message)
             if route.held and kind is LogBatch and not message.origin:
                 self.release_held(route)
         elif kind in (FlushRun, GetSummary, FinishRun, LogArtifact, UseArtifact):
@@ -278,7 +301,7 @@ class Mux:
                 return self.error(0, None, ManagerError(
                     f"protocol mismatch: client speaks {message.protocol}, "
                     f"manager speaks {PROTOCOL_VERSION}"))
-            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(self.worker_pids), self.children.path))
+            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(w.pid for w in self.workers), self.children.path))
         elif kind is ManagerStop:
             self.stop(message)
         elif kind is ManagerPoll:
@@ -294,9 +317,7 @@ class Mux:
         held, route.held = route.held, []
         for since, message in held:
             if everything or message.after <= route.parent_rows:
-                self.outstanding[route.index] += message.rows
-                self.outstanding_bytes[route.index] += len(message.payload)
-                self.rec_qs[route.index].put(message)
+                self.workers[route.index].send_batch(message)
             else:
                 route.held.append((since, message))
 
@@ -318,11 +339,11 @@ class Mux:
                     self.route(message)
 
     def forward(self, index: int, request: int, run_id: str, message: object) -> None:
-        self.waiting[index][request] = run_id
-        self.rec_qs[index].put(message)
+        self.workers[index].waiting[request] = run_id
+        self.workers[index].send(message)
 
     def init_run(self, message: InitRun) -> None:
-        live = [i for i in range(len(self.rec_qs)) if i not in self.dead]
+        live = self.live_workers()
         if not live:
             return self.error(message.request, None, ManagerError("every internal worker has died"))
         load = {i: 0 for i in live}
@@ -338,23 +359,27 @@ class Mux:
         self.initializing[message.request] = run_id
         self.forward(index, message.request, run_id, message)
 
+    def live_workers(self) -> List[int]:
+        return [index for index, worker in enumerate(self.workers) if not worker.dead]
+
     # --- workers -> user ---------------------------------------------------------------
     def relay(self, index: int, message: object) -> None:
         kind = type(message)
+        worker = self.workers[index]
         if kind is BatchesDone:
-            self.outstanding[index] = max(0, self.outstanding[index] - message.rows)
-            self.outstanding_bytes[index] = max(0, self.outstanding_bytes[index] - message.size)
+            worker.rows = max(0, worker.rows - message.rows)
+            worker.bytes = max(0, worker.bytes - message.size)
             return
         if kind is WorkerHello:
-            self.worker_pids[index] = message.pid
+            worker.pid = message.pid
             return
         if kind is Busy:  # a heartbeat for a request still waited on: no reply yet
-            if message.request >= 0 and index in range(len(self.waiting)) and message.request in self.waiting[index]:
+            if message.request >= 0 and message.request in worker.waiting:
                 self.reply(message)
             return
         request = message.request
         run_id = message.run_id
-        self.waiting[index].pop(request, None)
+        worker.waiting.pop(request, None)
         initialized = self.initializing.pop(request, None) if request is not None else None
         if initialized is not None and kind is ErrorReply:
             self.routes.pop(initialized, None)  # the worker refused the run: no route stays behind
@@ -427,25 +452,25 @@ class Mux:
         """A worker died: its runs end ``crashed`` with an error naming the signal; a new one serves."""
         if self.stopping is not None and self.done:
             return
-        self.dead.add(index)
-        self.outstanding[index] = 0
-        self.outstanding_bytes[index] = 0
-        self.rec_qs[index].cancel_join_thread()
-        pid = self.worker_pids[index]
+        worker = self.workers[index]
+        worker.dead = True
+        worker.rows = worker.bytes = 0
+        worker.rec_q.cancel_join_thread()
+        pid = worker.pid
         cause = ManagerError(
             f"mplogger internal worker {index} (pid {pid}) died: {self.exit_status(index)}; "
             "records of its runs that were not yet committed are lost")
         lost = {run_id: route.root for run_id, route in self.routes.items() if route.index == index}
-        for request, run_id in self.waiting[index].items():
+        for request, run_id in worker.waiting.items():
             if request >= 0:
                 self.error(request, run_id, cause)
             elif request in self.crash_marks:  # a crash mark sent to it before it died
                 lost.setdefault(*self.crash_marks.pop(request))
             if run_id in self.routes:
                 lost[run_id] = self.routes[run_id].root
-        self.waiting[index].clear()
+        worker.waiting.clear()
         self.replace_worker(index)
-        live = [index] if index not in self.dead else [i for i in range(len(self.rec_qs)) if i not in self.dead]
+        live = [index] if not self.workers[index].dead else self.live_workers()
         for run_id, root in sorted(lost.items()):
             self.broken[run_id] = cause
             self.mark_finished(run_id)
@@ -468,26 +493,22 @@ class Mux:
 
         The dead worker's queues may hold half a message or a lock it took, so none is reused.
         """
-        if self.replaced.get(index, 0) >= _REPLACEMENTS or self.stopping is not None:
+        old = self.workers[index]
+        if old.replaced >= _REPLACEMENTS or self.stopping is not None:
             return
-        self.replaced[index] = self.replaced.get(index, 0) + 1
         ctx = multiprocessing.get_context("fork")
-        old = self.rec_qs[index]
-        rec_q, rsp_q = ctx.Queue(), ctx.Queue()
-        process = ctx.Process(target=_worker.serve_replacement, args=(index, rec_q, rsp_q, os.getpid()),
-                              name=f"mplogger-worker-{index}", daemon=True)
-        process.start()
-        old.close()
-        self.rec_qs[index] = rec_q
-        self.rsp_qs[index] = rsp_q
-        self.rsp[index] = QueueReader(rsp_q)
-        self.worker_processes[index] = process
-        self.worker_pids[index] = process.pid
-        self.worker_exits[process.sentinel] = index
-        self.dead.discard(index)
+        new = _Worker.on_fresh_queues(ctx)
+        new.replaced = old.replaced + 1
+        new.process = ctx.Process(target=_worker.serve_replacement, args=(index, new.rec_q, new.rsp_q, os.getpid()),
+                                  name=f"mplogger-worker-{index}", daemon=True)
+        new.process.start()
+        old.rec_q.close()
+        new.pid = new.process.pid
+        self.workers[index] = new
+        self.worker_exits[new.process.sentinel] = index
 
     def exit_status(self, index: int) -> str:
-        process = self.worker_processes.get(index)
+        process = self.workers[index].process
         if process is None:
             return "exit status unknown"
         deadline = time.monotonic() + 1.0
@@ -501,8 +522,9 @@ class Mux:
         Every run is committed by now: a worker exits on WorkerStop or, failing that, as soon as
         its watchdog sees the manager gone, so waiting here would only slow the user's exit.
         """
-        for index, queue in enumerate(self.rec_qs):
-            if index not in self.dead:
+        for worker in self.workers:
+            if not worker.dead:
+                queue = worker.rec_q
                 queue.put(WorkerStop())
                 flusher = threading.Thread(target=queue.join_thread, daemon=True)
                 queue.close()
