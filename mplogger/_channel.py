@@ -38,7 +38,7 @@ from mplogger._mp_private import queue_pipe, queue_semaphore
 
 __all__ = [
     "FrameReader", "QueueReader", "QueueWriter", "FifoReader", "FifoWriter", "Spilled",
-    "unlink_semaphore_names", "sigint_deferred", "close_queue", "remove_fifo_folder",
+    "sigint_deferred", "remove_fifo_folder",
 ]
 
 _CHUNK = 1 << 20
@@ -119,44 +119,6 @@ def sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
         if caught:
             previous(signal.SIGINT, caught[0])
-
-
-def close_queue(queue: Queue) -> None:
-    """Close both ends of a queue in this process (its pipes' fds), whatever it was used for."""
-    for attribute in ("_reader", "_writer"):
-        connection = getattr(queue, attribute, None)
-        if connection is not None and not connection.closed:
-            connection.close()
-
-
-def unlink_semaphore_names(queue: Queue) -> None:
-    """Remove the names of a queue's semaphores once every process using them has opened them.
-
-    Under spawn and forkserver a queue's semaphores have names in /dev/shm so the child can open
-    them; multiprocessing's resource tracker removes them when the parent exits. A Jupyter kernel
-    is killed with its whole process group, tracker included, and the names would stay behind.
-    Unlinked early, the semaphores live exactly as long as the processes that hold them.
-    """
-    from multiprocessing import resource_tracker, synchronize, util
-
-    names = set()
-    for attribute in ("_rlock", "_wlock", "_sem"):
-        lock = getattr(queue, attribute, None)
-        name = getattr(getattr(lock, "_semlock", None), "name", None)
-        if name is not None:
-            names.add(name)
-    if not names:
-        return
-    for finalizer in list(getattr(util, "_finalizer_registry", {}).values()):
-        if getattr(finalizer, "_callback", None) is synchronize.SemLock._cleanup and \
-                getattr(finalizer, "_args", ()) and finalizer._args[0] in names:
-            finalizer.cancel()
-    for name in names:
-        try:
-            synchronize.sem_unlink(name)
-        except OSError:
-            pass
-        resource_tracker.unregister(name, "semaphore")
 
 
 class FrameReader:

@@ -15,7 +15,8 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mplogger import _launch
-from mplogger._channel import QueueReader, QueueWriter, close_queue, remove_fifo_folder, unlink_semaphore_names
+from mplogger._channel import QueueReader, QueueWriter, remove_fifo_folder
+from mplogger._mp_private import close_queue, unlink_semaphore_names
 from mplogger._errors import ManagerError, add_note, describe_exit, expect, unpack_exception
 from mplogger._messages import (
     Busy,

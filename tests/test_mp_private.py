@@ -6,7 +6,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from mplogger._mp_private import disown_child, pool_processes, queue_pipe, queue_semaphore
+from mplogger._mp_private import (close_queue, disown_child, pool_processes, queue_pipe, queue_semaphore,
+                                   unlink_semaphore_names)
 
 
 def test_a_queues_pipe_ends_carry_what_the_queue_carries():
@@ -43,3 +44,21 @@ def test_a_disowned_child_is_not_joined_at_exit():
     disown_child(process)
     assert process not in multiprocessing.active_children()
     process.join(10)
+
+
+def test_closing_a_queue_closes_both_of_its_pipe_ends():
+    queue = multiprocessing.get_context("spawn").Queue()
+    close_queue(queue)
+    assert all(end.closed for end in queue_pipe(queue))
+
+
+def test_a_queues_semaphore_names_can_be_unlinked_while_it_still_works():
+    queue = multiprocessing.get_context("spawn").Queue(maxsize=2)
+    names = {lock._semlock.name for lock in (queue._rlock, queue._wlock, queue._sem) if lock is not None}
+    shm = "/dev/shm"
+    assert names and all(os.path.exists(os.path.join(shm, "sem." + name.lstrip("/"))) for name in names)
+    unlink_semaphore_names(queue)
+    assert not any(os.path.exists(os.path.join(shm, "sem." + name.lstrip("/"))) for name in names)
+    semaphore = queue_semaphore(queue)
+    assert semaphore.acquire(False)  # still a semaphore: only its name is gone
+    semaphore.release()
