@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import attrs
 
@@ -35,6 +35,8 @@ from mplogger import _store, _worker
 from mplogger._channel import FifoReader, QueueReader
 from mplogger._errors import ManagerError, describe_exit, pack_exception
 from mplogger._messages import (
+    from_child,
+    internal,
     PROTOCOL_VERSION,
     BatchesDone,
     Busy,
@@ -69,6 +71,8 @@ _POLL_S = 0.5
 
 
 _HOLD_S = 2.0
+_RECORDS = (LogBatch, UpdateRun, ConsoleLines)
+_CHILD_RECORDS = _RECORDS + (LogArtifact, UseArtifact)  # what a child may send, the last two with its origin
 _REPLACEMENTS = 3
 
 
@@ -143,6 +147,7 @@ class Mux:
         self.children = FifoReader()
         self.sampler: Optional[SystemSampler] = None
         self.next_sample = time.monotonic() + settings.system_interval
+        self.handlers = self.make_handlers()
 
     # --- start -------------------------------------------------------------------------
     def start_pool(self) -> None:
@@ -256,61 +261,86 @@ class Mux:
         self.reply(ErrorReply(request, run_id, pack_exception(exc, f"mplogger manager (pid {os.getpid()})")))
 
     # --- user -> workers ---------------------------------------------------------------
+    def make_handlers(self) -> Dict[type, Callable[[Any], None]]:
+        """What the manager does with each message from the user process or a child: the
+        manager's whole protocol, one entry a message type."""
+        return {
+            LogBatch: self.route_record,  # records: to the run's worker, in order, never answered
+            UpdateRun: self.route_record,
+            ConsoleLines: self.route_record,
+            LogArtifact: self.route_artifact,  # a request, or a record when a child sends it
+            UseArtifact: self.route_artifact,
+            FlushRun: self.route_request,  # requests: answered by the run's worker
+            GetSummary: self.route_request,
+            FinishRun: self.route_request,
+            InitRun: self.init_run,  # opens the run's route, on the least loaded worker
+            Hello: self.hello,  # control: answered here
+            ManagerStop: self.stop,
+            ManagerPoll: self.poll,
+        }
+
     def route(self, message: object) -> None:
+        handler = self.handlers.get(type(message))
+        if handler is None:
+            return self.error(getattr(message, "request", None), None,
+                              TypeError(f"manager got an unknown message {type(message).__name__}"))
+        handler(message)
+
+    def route_artifact(self, message: Any) -> None:
+        (self.route_record if from_child(message) else self.route_request)(message)
+
+    def route_record(self, message: Any) -> None:
+        """A run's record to its worker, in order; a child's batch waits for the parent's rows before it."""
         kind = type(message)
-        if kind is LogBatch or kind is UpdateRun or kind is ConsoleLines or (
-                kind in (LogArtifact, UseArtifact) and message.origin):  # a child's: nothing is replied
-            route = self.routes.get(message.run_id)
-            if kind is ConsoleLines and (route is None or route.finishing):
-                return  # output printed while the run was finishing: dropped, never an error
-            if message.origin and (route is None or route.finishing):
-                return  # a child logging after the parent finished the run: it sees the marker
-            if route is None:
-                if message.run_id not in self.broken:  # a broken run's error was already sent
-                    self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
-                return
-            if kind is LogBatch:
-                if message.origin:
-                    if message.after > route.parent_rows:  # the parent's earlier rows are not here yet
-                        route.held.append((time.monotonic(), message))
-                        return
-                else:
-                    route.parent_rows += message.rows
-                self.workers[route.index].send_batch(message)
+        route = self.routes.get(message.run_id)
+        if kind is ConsoleLines and (route is None or route.finishing):
+            return  # output printed while the run was finishing: dropped, never an error
+        if from_child(message) and (route is None or route.finishing):
+            return  # a child logging after the parent finished the run: it sees the marker
+        if route is None:
+            if message.run_id not in self.broken:  # a broken run's error was already sent
+                self.error(None, message.run_id, KeyError(f"run {message.run_id!r} is not open"))
+            return
+        if kind is LogBatch:
+            if from_child(message):
+                if message.after > route.parent_rows:  # the parent's earlier rows are not here yet
+                    route.held.append((time.monotonic(), message))
+                    return
             else:
-                self.workers[route.index].send(message)
-            if route.held and kind is LogBatch and not message.origin:
-                self.release_held(route)
-        elif kind in (FlushRun, GetSummary, FinishRun, LogArtifact, UseArtifact):
-            if kind is FinishRun and message.run_id in self.routes:
-                self.mark_finished(message.run_id)  # children stop before the last drain below
-            self.drain_children()  # rows a child logged before this request come first
-            route = self.routes.get(message.run_id)
-            if route is not None and route.held:
-                self.release_held(route, everything=True)
-            if route is None or route.finishing:
-                cause = self.broken.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open")
-                return self.error(message.request, message.run_id, cause)
-            if kind is FinishRun:
-                route.finish_request = message.request
-            self.forward(route.index, message.request, message.run_id, message)
-        elif kind is InitRun:
-            self.init_run(message)
-        elif kind is Hello:
-            if message.protocol != PROTOCOL_VERSION:
-                return self.error(0, None, ManagerError(
-                    f"protocol mismatch: client speaks {message.protocol}, "
-                    f"manager speaks {PROTOCOL_VERSION}"))
-            self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(w.pid for w in self.workers), self.children.path))
-        elif kind is ManagerStop:
-            self.stop(message)
-        elif kind is ManagerPoll:
-            pending = self.pending()
-            self.done = self.stopping is not None and not pending
-            self.reply(PollReply(message.request, self.done, pending))
+                route.parent_rows += message.rows
+            self.workers[route.index].send_batch(message)
         else:
-            self.error(getattr(message, "request", None), None,
-                       TypeError(f"manager got an unknown message {kind.__name__}"))
+            self.workers[route.index].send(message)
+        if route.held and kind is LogBatch and not from_child(message):
+            self.release_held(route)
+
+    def route_request(self, message: Any) -> None:
+        """A request to the run's worker, after everything children logged before it."""
+        kind = type(message)
+        if kind is FinishRun and message.run_id in self.routes:
+            self.mark_finished(message.run_id)  # children stop before the last drain below
+        self.drain_children()  # rows a child logged before this request come first
+        route = self.routes.get(message.run_id)
+        if route is not None and route.held:
+            self.release_held(route, everything=True)
+        if route is None or route.finishing:
+            cause = self.broken.get(message.run_id) or KeyError(f"run {message.run_id!r} is not open")
+            return self.error(message.request, message.run_id, cause)
+        if kind is FinishRun:
+            route.finish_request = message.request
+        self.forward(route.index, message.request, message.run_id, message)
+
+    def hello(self, message: Hello) -> None:
+        if message.protocol != PROTOCOL_VERSION:
+            return self.error(0, None, ManagerError(
+                f"protocol mismatch: client speaks {message.protocol}, "
+                f"manager speaks {PROTOCOL_VERSION}"))
+        self.reply(Ready(PROTOCOL_VERSION, os.getpid(), tuple(w.pid for w in self.workers), self.children.path))
+
+    def poll(self, message: ManagerPoll) -> None:
+        pending = self.pending()
+        self.done = self.stopping is not None and not pending
+        self.reply(PollReply(message.request, self.done, pending))
 
     def release_held(self, route: _Route, everything: bool = False) -> None:
         """Route the held child batches whose parent rows have arrived (or all of them)."""
@@ -334,9 +364,8 @@ class Mux:
             if not messages:
                 break
             for message in messages:
-                if type(message) in (LogBatch, UpdateRun, ConsoleLines) or (
-                        type(message) in (LogArtifact, UseArtifact) and message.origin):
-                    self.route(message)
+                if type(message) in _CHILD_RECORDS and (type(message) in _RECORDS or from_child(message)):
+                    self.route(message)  # a child may send records only
 
     def forward(self, index: int, request: int, run_id: str, message: object) -> None:
         self.workers[index].waiting[request] = run_id
@@ -364,32 +393,36 @@ class Mux:
 
     # --- workers -> user ---------------------------------------------------------------
     def relay(self, index: int, message: object) -> None:
-        kind = type(message)
+        """What worker ``index`` sends: notes for the manager itself, or a reply to pass on."""
         worker = self.workers[index]
-        if kind is BatchesDone:
+        kind = type(message)
+        if kind is BatchesDone:  # rows written: room for more
             worker.rows = max(0, worker.rows - message.rows)
             worker.bytes = max(0, worker.bytes - message.size)
-            return
-        if kind is WorkerHello:
+        elif kind is WorkerHello:
             worker.pid = message.pid
-            return
-        if kind is Busy:  # a heartbeat for a request still waited on: no reply yet
-            if message.request >= 0 and message.request in worker.waiting:
+        elif kind is Busy:  # a heartbeat for a request still waited on: no reply yet
+            if not internal(message.request) and message.request in worker.waiting:
                 self.reply(message)
-            return
+        else:
+            self.relay_reply(worker, message)
+
+    def relay_reply(self, worker: _Worker, message: Any) -> None:
+        """A worker's reply: it ends its request (and the run's route, for its FinishRun); the
+        reply to one of the manager's own requests stays here, but its error is passed on."""
         request = message.request
         run_id = message.run_id
         worker.waiting.pop(request, None)
         initialized = self.initializing.pop(request, None) if request is not None else None
-        if initialized is not None and kind is ErrorReply:
+        if initialized is not None and type(message) is ErrorReply:
             self.routes.pop(initialized, None)  # the worker refused the run: no route stays behind
         route = self.routes.get(run_id)
         if route is not None and request is not None and request == route.finish_request:
             del self.routes[run_id]
-        if request is not None and request < 0:
+        if internal(request):
             self.internal.pop(request, None)
             self.crash_marks.pop(request, None)
-            if kind is ErrorReply:
+            if type(message) is ErrorReply:
                 self.reply(ErrorReply(None, run_id, message.error, message.note))
             return
         self.reply(message)

@@ -5,6 +5,17 @@ JSON-able dicts). ``PROTOCOL_VERSION`` is checked in the EnsureUp handshake [3,4
 a manager from different releases refuse each other with a clear error instead of misreading.
 
 Step numbers in the comments refer to ``shared/design/seed-architecture.txt``.
+
+The conventions every process keeps (each is checked through the function named):
+
+- *Requests* carry a ``request`` id and get exactly one reply with it (or an ``ErrorReply``).
+  Ids the manager gives its own requests are negative (:func:`internal`): their replies stay in
+  the manager. A user process's ids are positive; 0 is the handshake's.
+- *Records* (rows, config changes, output, samples, and a child's artifacts) are applied in
+  order and never answered. A message with a non-zero ``origin`` comes from a child process
+  logging into the run (:func:`from_child`): it is a record, whatever its type.
+- ``FinishRun.root`` is set only when the manager closes, on another worker, a run whose worker
+  died (:func:`finishes_lost_run`): the new worker has never opened it.
 """
 
 from __future__ import annotations
@@ -17,8 +28,26 @@ import attrs
 
 PROTOCOL_VERSION = 5
 
+
+def internal(request: Optional[int]) -> bool:
+    """Whether ``request`` is one the manager made itself (its reply is not for the user process)."""
+    return request is not None and request < 0
+
+
+def from_child(message: object) -> bool:
+    """Whether ``message`` was sent by a child process logging into a run (never answered)."""
+    return bool(getattr(message, "origin", 0))
+
+
+def finishes_lost_run(message: object) -> bool:
+    """Whether ``message`` closes the run of a dead worker (on a worker that never opened it)."""
+    return type(message) is FinishRun and message.root is not None
+
 __all__ = [
     "PROTOCOL_VERSION",
+    "internal",
+    "from_child",
+    "finishes_lost_run",
     "Hello",
     "Ready",
     "InitRun",
@@ -281,7 +310,8 @@ class ArtifactUsed:
 
 @attrs.frozen
 class FinishRun:
-    """UserFinMsg [9]: commit everything, set the final state, close the run."""
+    """UserFinMsg [9]: commit everything, set the final state, close the run. ``root``: only for a
+    dead worker's run, closed by another worker (:func:`finishes_lost_run`)."""
 
     request: int
     run_id: str

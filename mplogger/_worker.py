@@ -27,6 +27,7 @@ from mplogger._channel import QueueReader
 from mplogger._processes import process_alive
 from mplogger._errors import StoreGone, pack_exception
 from mplogger._messages import (
+    finishes_lost_run,
     ArtifactLogged,
     ArtifactUsed,
     Busy,
@@ -217,6 +218,7 @@ class Worker:
         self.notify: Optional[Callable[[object], None]] = None  # sends a message now (set by the serving loop)
         self.stored_r, self.stored_w = os.pipe()  # a byte per artifact whose files are stored
         os.set_blocking(self.stored_r, False)
+        self.handlers = self.make_handlers()
 
     # --- stores and transactions ----------------------------------------------------------
     def store(self, root: str) -> sqlite3.Connection:
@@ -430,50 +432,62 @@ class Worker:
         return replies
 
     def handle(self, message: object) -> None:
-        kind = type(message)
-        if kind is LogBatch:
-            self.batches += 1
-            self.batch_rows += message.rows
-            self.batch_bytes += len(message.payload)
-            self.log_batch(message)
-        elif kind is UpdateRun:
-            self.update_run(message)
-        elif kind is ConsoleLines:
-            run = self.runs.get(message.run_id)
-            if run is None:
-                return  # printed while the run was finishing: output is never worth an error
-            self.begin(run.conn)
-            lines = [(t, stream, line.encode("utf-8", "backslashreplace").decode("utf-8"))
-                     for t, stream, line in message.lines]  # lone surrogates stay readable
-            _store.insert_output(run.conn, run.run_id, lines)
-            with open(os.path.join(_store.run_dir(run.root, run.run_id), "output.log"), "a",
-                      encoding="utf-8", errors="backslashreplace") as log_file:
-                log_file.write("".join(line + "\n" for _, _, line in lines))
-        elif kind is SystemSample:
-            run = self.open_run(message.run_id)
-            self.begin(run.conn)
-            _store.insert_system_sample(run.conn, run.run_id, message.timestamp, to_json(message.values))
-        elif kind is FlushRun:
-            self.add_stored_versions(message.run_id, block=True, request=message.request)
-            run = self.runs.get(message.run_id)
-            if run is None and message.run_id in self.lost:
-                raise self.lost[message.run_id]
-            if run is not None:
-                self.write_history(run)
-            self.replies.append(RunFlushed(message.request, message.run_id, run.history.stored if run else 0))
-        elif kind is GetSummary:
-            run = self.open_run(message.run_id)
-            self.replies.append(SummaryReply(message.request, message.run_id, dict(run.summary)))
-        elif kind is LogArtifact:
-            self.log_artifact(message)
-        elif kind is UseArtifact:
-            self.use_artifact(message)
-        elif kind is InitRun:
-            self.init_run(message)
-        elif kind is FinishRun:
-            self.finish_run(message)
-        else:
-            raise TypeError(f"worker got an unknown message {kind.__name__}")
+        """Apply one message: the worker's whole protocol is the table :meth:`make_handlers` builds."""
+        handler = self.handlers.get(type(message))
+        if handler is None:
+            raise TypeError(f"worker got an unknown message {type(message).__name__}")
+        handler(message)
+
+    def make_handlers(self) -> Dict[type, Callable[[Any], None]]:
+        """What the worker does with each message it can get (from the manager, in a run's order)."""
+        return {
+            LogBatch: self.log_batch_counted,  # records: applied in order, never answered
+            UpdateRun: self.update_run,
+            ConsoleLines: self.console_lines,
+            SystemSample: self.system_sample,
+            InitRun: self.init_run,  # requests: each answered with one reply or an ErrorReply
+            FlushRun: self.flush_run,
+            GetSummary: self.get_summary,
+            LogArtifact: self.log_artifact,
+            UseArtifact: self.use_artifact,
+            FinishRun: self.finish_run,
+        }
+
+    def log_batch_counted(self, message: LogBatch) -> None:
+        self.batches += 1
+        self.batch_rows += message.rows
+        self.batch_bytes += len(message.payload)
+        self.log_batch(message)
+
+    def console_lines(self, message: ConsoleLines) -> None:
+        run = self.runs.get(message.run_id)
+        if run is None:
+            return  # printed while the run was finishing: output is never worth an error
+        self.begin(run.conn)
+        lines = [(t, stream, line.encode("utf-8", "backslashreplace").decode("utf-8"))
+                 for t, stream, line in message.lines]  # lone surrogates stay readable
+        _store.insert_output(run.conn, run.run_id, lines)
+        with open(os.path.join(_store.run_dir(run.root, run.run_id), "output.log"), "a",
+                  encoding="utf-8", errors="backslashreplace") as log_file:
+            log_file.write("".join(line + "\n" for _, _, line in lines))
+
+    def system_sample(self, message: SystemSample) -> None:
+        run = self.open_run(message.run_id)
+        self.begin(run.conn)
+        _store.insert_system_sample(run.conn, run.run_id, message.timestamp, to_json(message.values))
+
+    def flush_run(self, message: FlushRun) -> None:
+        self.add_stored_versions(message.run_id, block=True, request=message.request)
+        run = self.runs.get(message.run_id)
+        if run is None and message.run_id in self.lost:
+            raise self.lost[message.run_id]
+        if run is not None:
+            self.write_history(run)
+        self.replies.append(RunFlushed(message.request, message.run_id, run.history.stored if run else 0))
+
+    def get_summary(self, message: GetSummary) -> None:
+        run = self.open_run(message.run_id)
+        self.replies.append(SummaryReply(message.request, message.run_id, dict(run.summary)))
 
     def open_run(self, run_id: str) -> _OpenRun:
         run = self.runs.get(run_id)
@@ -636,7 +650,7 @@ class Worker:
     def finish_run(self, message: FinishRun) -> None:
         self.add_stored_versions(message.run_id, block=True, request=message.request)
         run = self.runs.get(message.run_id)
-        if run is None and message.root is not None:
+        if run is None and finishes_lost_run(message):
             conn = self.store(message.root)
             self.begin(conn)
             _store.update_run(conn, message.run_id, state=message.state,
