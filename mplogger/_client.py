@@ -74,7 +74,7 @@ class Client:
         self.replies = QueueReader(self.mgr_o)
         self._put(Hello(PROTOCOL_VERSION, os.getpid()))
         ready = self._wait(lambda m: type(m) is Ready or (type(m) is ErrorReply and m.request == 0),
-                           self.settings.shutdown_timeout, "EnsureUp")
+                           self.settings.start_timeout(), "EnsureUp")
         if type(ready) is ErrorReply:
             raise ManagerError(ready.error.message)
         self.manager_pid = ready.manager_pid

@@ -158,7 +158,7 @@ class Mux:
                              initargs=([w.rec_q for w in self.workers], [w.rsp_q for w in self.workers], os.getpid()))
         for index in range(count):
             self.pool.apply_async(_worker.serve, (index,))
-        deadline = time.monotonic() + self.settings.shutdown_timeout
+        deadline = time.monotonic() + self.settings.start_timeout()
         pending = set(range(count))
         while pending:
             remaining = deadline - time.monotonic()

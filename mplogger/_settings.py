@@ -7,7 +7,7 @@ from typing import Any, Mapping, Optional, Union
 
 import attrs
 
-__all__ = ["CONSOLE_MODES", "Settings", "START_METHODS", "STORE_FOLDER", "init_root", "resolve_root", "store_under"]
+__all__ = ["CONSOLE_MODES", "MIN_START_S", "Settings", "START_METHODS", "STORE_FOLDER", "init_root", "resolve_root", "store_under"]
 
 START_METHODS = ("auto", "fork", "forkserver", "spawn")
 
@@ -25,6 +25,7 @@ def _start_method(instance: Any, attribute: attrs.Attribute, value: str) -> None
 
 
 CONSOLE_MODES = ("auto", "wrap", "redirect", "off")  # what console capture can be set to
+MIN_START_S = 10.0
 
 @attrs.frozen(kw_only=True)
 class Settings:
@@ -104,6 +105,12 @@ class Settings:
     def worker_count(self) -> int:
         """The pool size: the setting, else min(4, CPUs)."""
         return self.workers if self.workers > 0 else min(4, os.cpu_count() or 1)
+
+    def start_timeout(self) -> float:
+        """How long the manager's and its workers' start is waited for: ``shutdown_timeout``, but
+        at least :data:`MIN_START_S` (a loaded machine starts processes slowly, and one that dies
+        while starting is seen at once, never waited for)."""
+        return max(self.shutdown_timeout, MIN_START_S)
 
 
 STORE_FOLDER = "mplogger-runs"
