@@ -248,7 +248,11 @@ def test_a_stored_run_written_by_another_process_updates_until_it_ends(kernel, r
     (card,) = displays(shown)
     display_id = card["transient"]["display_id"]
     done = kernel.run("writer.stdin.write('go\\n'); writer.stdin.flush()\nprint(writer.wait(60))\n"
-                      "import time\ntime.sleep(2.5)")  # the ended run is seen within the renderer's interval
+                      "import time, mplogger._live\nend = time.time() + 15\n"
+                      "while mplogger._live.live_cards() and time.time() < end:\n"
+                      "    time.sleep(0.05)  # poll: the renderer sees the run end, sends its last card\n"
+                      "print(mplogger._live.live_cards())")
+    assert printed(done).split() == ["0", "[]"]
     updates = [u for u in displays(done, "update_display_data") if u["transient"]["display_id"] == display_id]
     assert updates and "finished" in updates[-1]["data"]["text/html"]
     assert "rows=3000" in updates[-1]["data"]["text/plain"]
