@@ -102,8 +102,7 @@ def empty_loop_us(n: int) -> float:
 def child_mplogger(n: int, start_method: Optional[str], log_rows: bool = True) -> Dict[str, Any]:
     t = perf()
     import mplogger
-    from mplogger import _launch
-
+    from mplogger._ipc import _launch
     import_s = perf() - t
     settings = {"start_method": start_method} if start_method else None
     resolved = _launch.choose_start_method(start_method or "auto")

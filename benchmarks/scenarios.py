@@ -204,7 +204,7 @@ def child_memory(root: str, n: int) -> Dict[str, Any]:
     import mplogger
 
     run = mplogger.init(project="scenario-memory", dir=root)
-    client = mplogger._session.current().client
+    client = mplogger._user._session.current().client
     manager_pid = client.process.pid
     worker_pids = list(client.worker_pids)
     pool = make_pool()
@@ -315,7 +315,7 @@ def child_wide_rows(root: str, n: int, keys: int) -> Dict[str, Any]:
 
     pool = make_pool(keys, 64)
     run = mplogger.init(project="scenario-wide", dir=root)
-    client = mplogger._session.current().client
+    client = mplogger._user._session.current().client
     pids = [os.getpid(), client.process.pid, *client.worker_pids]
     before = [proc_status(pid).get("VmRSS", float("nan")) for pid in pids]
     log = run.log
@@ -359,13 +359,13 @@ def child_sweep(root: str, runs: int, rows: int) -> Dict[str, Any]:
         finish_s.append(t3 - t2)
         expected[run.id] = rows
         if i == 0:
-            manager_pid = mplogger._session.current().client.process.pid
+            manager_pid = mplogger._user._session.current().client.process.pid
             probes["after_first"] = {"user_rss_mib": proc_status(os.getpid())["VmRSS"],
                                      "manager_rss_mib": proc_status(manager_pid).get("VmRSS", 0.0),
                                      "fds": float(open_fds()),
                                      "threads": proc_status(os.getpid()).get("Threads", 0.0)}
     total = perf() - t_total
-    client = mplogger._session.current().client
+    client = mplogger._user._session.current().client
     probes["at_end"] = {"user_rss_mib": proc_status(os.getpid())["VmRSS"],
                         "manager_rss_mib": proc_status(client.process.pid).get("VmRSS", 0.0),
                         "fds": float(open_fds()),

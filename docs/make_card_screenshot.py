@@ -1,7 +1,7 @@
 """Screenshot a live run card, as a notebook shows it mid-training, to ``docs/card.png``.
 
 A toy training logs half its steps; the card is then rendered by the same function that sends
-the live updates (:func:`mplogger._live_render.render`) and drawn by headless Chromium inside a
+the live updates (:func:`mplogger._readers._live_render.render`) and drawn by headless Chromium inside a
 page shaped like a notebook's output, under a policy that runs no script and fetches nothing.
 
     python docs/make_card_screenshot.py [--out docs/card.png] [--width 1000] [--height 700]
@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 import mplogger  # noqa: E402
 from make_report_screenshot import screenshot  # noqa: E402
-from mplogger._live_render import render  # noqa: E402
+from mplogger._readers._live_render import render  # noqa: E402
 
 PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'none'; style-src 'unsafe-inline'">

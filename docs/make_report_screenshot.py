@@ -1,7 +1,7 @@
 """Build a small demo store, write its HTML report and screenshot it to ``docs/report.png``.
 
 Three runs of a toy training with different learning rates (loss, accuracy, lr; config and
-summary), reported with :func:`mplogger._report.write_report` and drawn by headless Chromium.
+summary), reported with :func:`mplogger._readers._report.write_report` and drawn by headless Chromium.
 
     python docs/make_report_screenshot.py [--keep DIR] [--width 1280] [--height 1700]
 """
@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import mplogger  # noqa: E402
-from mplogger._report import write_report  # noqa: E402
+from mplogger._readers._report import write_report  # noqa: E402
 
 STEPS = 600
 STEP_SECONDS = 0.004

@@ -1,37 +1,14 @@
-"""mplogger: a local-first experiment logger with the wandb API and no networking.
+"""mplogger: a local-first experiment logger with the wandb API and no networking (user process).
 
 ``import mplogger as wandb`` works for ordinary training scripts: ``init``, ``log``, ``finish``,
 ``config`` and ``summary`` behave as wandb's do, and runs are stored in a local SQLite store that
-``mplogger.Api`` reads back.
+``mplogger.Api`` reads back. This file only names the public API; the code is in the folders of
+the process that runs it (see the README's "Development").
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import json
-import logging
-import os
-import platform
-import socket
-import sys
-import time
-import warnings
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
-
-from mplogger import _environment, _init_args, _session, _store
-from mplogger._child import ChildRun
-from mplogger._disabled import DisabledRun
-from mplogger._processes import in_jupyter
-from mplogger._media import Histogram, Image, Table
-from mplogger._terminal import termerror, termlog, termwarn
-from mplogger._api import Api, StoredRun
-from mplogger._artifact import Artifact
-from mplogger._display import Charts, compare
-from mplogger._channel import sigint_deferred
-from mplogger._errors import Error, ManagerError, RunError, UsageError, expect  # Error: as wandb.Error
-from mplogger._messages import FinishRun, InitRun, RunReady
-from mplogger._run import Config, Run, Summary
-from mplogger._settings import Settings, init_root
-from mplogger._values import from_json, jsonable, to_json
+from mplogger._shared._exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -76,355 +53,59 @@ __all__ = [
     "teardown",
 ]
 
-class _NoRun:
-    """``mplogger.config`` / ``summary`` while no run is active: any use says to call ``init()``
-    first (wandb's pre-init object), instead of an AttributeError on None inside a library."""
-
-    __slots__ = ("_name", "_why")
-
-    def __init__(self, name: str, why: str = "call mplogger.init() before") -> None:
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_why", why)
-
-    def _refuse(self, use: str) -> UsageError:
-        return UsageError(f"{self._why} mplogger.{self._name}{use}")
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # copy, pickle and getattr(x, "_private", None) probes
-            raise AttributeError(name)
-        raise self._refuse(f".{name}")
-
-    def __len__(self) -> int:
-        raise self._refuse(" (len)")
-
-    def __bool__(self) -> bool:
-        return True  # as wandb's pre-init object: a test of truth is not a use
-
-    def __copy__(self) -> "_NoRun":
-        return self
-
-    def __deepcopy__(self, memo: dict) -> "_NoRun":
-        return self
-
-    def __reduce__(self) -> tuple:
-        return (_NoRun, (self._name, self._why))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise self._refuse(f".{name} = ...")
-
-    def __getitem__(self, key: Any) -> Any:
-        raise self._refuse(f"[{key!r}]")
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        raise self._refuse(f"[{key!r}] = ...")
-
-    def __delitem__(self, key: Any) -> None:
-        raise self._refuse(f"[{key!r}]")
-
-    def __iter__(self) -> Any:
-        raise self._refuse(" (iterating)")
-
-    def __repr__(self) -> str:
-        return f"<mplogger.{self._name}: no active run>"
-
-
-run: Optional[Run] = None
-config: Union[Config, _NoRun] = _NoRun("config")
-summary: Union[Summary, _NoRun] = _NoRun("summary")
-
-
-def _log_before_init(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
-                     sync: Optional[bool] = None) -> None:
-    """Placeholder until ``init()``: logging needs a run."""
-    raise UsageError("call mplogger.init() before mplogger.log()")
-
-
-log = _log_before_init
-_logger = logging.getLogger("mplogger")
-
-_ADJECTIVES = ("amber", "brisk", "calm", "dapper", "eager", "fluent", "gentle", "hardy", "ivory",
-               "jolly", "keen", "lucid", "mellow", "nimble", "olive", "proud", "quiet", "rapid",
-               "sunny", "tidy", "vivid", "witty", "young", "zesty")
-_NOUNS = ("river", "meadow", "falcon", "comet", "harbor", "forest", "ember", "glacier", "lantern",
-          "orchid", "pebble", "quartz", "summit", "tundra", "valley", "willow", "breeze", "canyon")
-
-
-def _new_run_name() -> str:
-    pick = _store.UNSEEDED
-    return f"{pick.choice(_ADJECTIVES)}-{pick.choice(_NOUNS)}-{pick.randint(1, 999)}"
-
-
-def _log_after_finish(finished: Run) -> Callable[..., None]:
-    """``mplogger.log`` once ``finished`` is over: as ``run.log()`` on it, a warning and nothing stored."""
-    warned = []
-
-    def log(data: Mapping[str, Any], step: Optional[int] = None, commit: Optional[bool] = None,
-            sync: Optional[bool] = None) -> None:
-        if not warned:
-            warned.append(True)
-            warnings.warn(f"run {finished.id} is finished; mplogger.log() ignored "
-                          "(call mplogger.init() for a new run)", stacklevel=2)
-
-    return log
-
-
-def _set_globals(active: Optional[Run], finished: Optional[Run] = None) -> None:
-    """Point ``mplogger.run/config/summary/log`` at ``active``; without one, ``log`` warns about
-    ``finished`` if given, else it raises as before ``init()``."""
-    global run, config, summary, log
-    _session.console_target(active if isinstance(active, Run) else None)
-    run = active
-    why = (f"run {finished.id} is finished; call mplogger.init() for a new run before" if finished is not None
-           else "call mplogger.init() before")
-    config = active.config if active is not None else _NoRun("config", why)  # type: ignore[assignment]
-    if isinstance(active, ChildRun):  # a run attached from another process: its summary is kept there
-        summary = _NoRun("summary", f"run {active.id} keeps its summary in the process that called init() "
-                                    "(log() values instead); refused:")
-    else:
-        summary = active.summary if active is not None else _NoRun("summary", why)  # type: ignore[assignment]
-    if active is not None:
-        log = active.log
-    else:
-        log = _log_after_finish(finished) if finished is not None else _log_before_init
-
-
-def _on_finish(finished: Run) -> None:
-    """A run closed: forget it, and if it was ``mplogger.run``, the globals warn about it."""
-    session = _session.current()
-    session.runs.pop(finished.id, None)
-    if run is finished:
-        _set_globals(None, finished)
-
-
-def setup(settings: Optional[Union[Settings, Mapping[str, Any]]] = None) -> "_session.Manager":
-    """Start this process's manager and its worker pool, wait until they serve, and return a handle
-    on them (their pids). Optional: ``init()`` calls it when needed. Later calls start nothing while
-    the manager runs, and return its handle."""
-    return _session.Manager(_session.setup(settings))
-
-
-def init(
-    project: Optional[str] = None,
-    entity: Optional[str] = None,
-    name: Optional[str] = None,
-    notes: Optional[str] = None,
-    tags: Optional[Sequence[str]] = None,
-    group: Optional[str] = None,
-    job_type: Optional[str] = None,
-    config: Any = None,
-    config_exclude_keys: Optional[Sequence[str]] = None,
-    config_include_keys: Optional[Sequence[str]] = None,
-    allow_val_change: Optional[bool] = None,
-    dir: Optional[Union[str, os.PathLike]] = None,
-    id: Optional[str] = None,
-    resume: Union[bool, str, None] = None,
-    reinit: Union[bool, str, None] = None,
-    mode: Optional[str] = None,
-    save_code: Optional[bool] = None,
-    settings: Optional[Union[Settings, Mapping[str, Any]]] = None,
-    anonymous: Optional[str] = None,
-    magic: Any = None,
-    monitor_gym: Optional[bool] = None,
-    sync_tensorboard: Optional[bool] = None,
-) -> Union[Run, DisabledRun]:
-    """Start a run and return it once it exists in the store; also sets ``mplogger.run``.
-
-    The arguments are wandb's. Unset ones come from ``MPLOGGER_<NAME>``, then ``WANDB_<NAME>``
-    (PROJECT, ENTITY, NAME, NOTES, TAGS, RUN_GROUP, JOB_TYPE, DIR, RUN_ID, MODE). ``mode``
-    ``"online"``/``"offline"`` log locally (there is no server); ``"disabled"`` returns a run that
-    does nothing. While a run is active, ``init()`` returns it unless ``reinit`` is True or
-    ``"finish_previous"`` (finish it first; the default in Jupyter) or ``"create_new"`` (an
-    independent run that does not replace ``mplogger.run``). ``anonymous``, ``magic``,
-    ``monitor_gym`` and ``sync_tensorboard`` are accepted and ignored. ``dir`` is, as in wandb, the
-    folder that holds the store (``<dir>/mplogger-runs``) unless it is a store already;
-    ``MPLOGGER_DIR`` (the store itself) wins over it.
-    """
-    for ignored, value in (("anonymous", anonymous), ("magic", magic), ("monitor_gym", monitor_gym),
-                           ("sync_tensorboard", sync_tensorboard)):
-        if value is not None:
-            _logger.debug("init(%s=...) is accepted for wandb scripts and has no effect", ignored)
-    in_notebook = in_jupyter()
-    if reinit is None and in_notebook:
-        reinit = "finish_previous"  # a notebook re-runs cells: a new init() starts a new run
-    if reinit not in (None, False, True, "default", "return_previous", "finish_previous", "create_new"):
-        raise ValueError(
-            f"init(reinit={reinit!r}): use None, True, 'return_previous', 'finish_previous' or 'create_new'"
-        )
-    if resume not in (None, False, True, "allow", "must", "never", "auto"):
-        raise ValueError(f"init(resume={resume!r}): use 'allow', 'must', 'never', 'auto' or True")
-    run_mode = _init_args.resolve_mode(mode)
-    if run_mode != "disabled":
-        _logger.debug("mode %r: mplogger always logs to the local store; there is no cloud", run_mode)
-    tag_list = _init_args.tags_from(tags)
-    config_values = _init_args.load_config(config, config_include_keys, config_exclude_keys)
-    if run_mode == "disabled":
-        disabled = DisabledRun(_init_args.from_env("NAME", name), _init_args.from_env("PROJECT", project),
-                               config_values)
-        _set_globals(disabled)  # type: ignore[arg-type]
-        return disabled
-    active = run if isinstance(run, Run) else None
-    if (active is not None and not active._closed and reinit in (None, False, "default", "return_previous")
-            and active._client.manager_alive()):
-        return active
-    if active is not None and reinit in (True, "finish_previous") and active._client.manager_alive():
-        try:
-            active.finish()
-        except (RunError, ManagerError) as exc:  # its error was raised before; the new run goes on
-            termwarn(f"the previous run {active.id} ended with an error: {exc}")
-    resume_mode = {None: None, False: None, True: "allow", "auto": "allow"}.get(resume, resume)  # type: ignore[arg-type]
-    id_source = "init(id=...)" if id is not None else "MPLOGGER_RUN_ID/WANDB_RUN_ID"
-    id = _init_args.from_env("RUN_ID", id)
-    auto = resume in (True, "auto")
-    if id is not None:
-        id = _store.check_run_id(id, id_source)
-    session = _session.current()
-    client = _session.setup(settings)
-    root = init_root(dir)
-    if auto and id is None:  # wandb: resume this script's last run here if it did not finish
-        id = _init_args.auto_resume_id(root)
-    record = {
-        "id": id or _store.new_run_id(),
-        "project": _text("project", project, "PROJECT") or "uncategorized",
-        "entity": _text("entity", entity, "ENTITY"),
-        "name": _text("name", name, "NAME") or _new_run_name(),
-        "run_group": _text("group", group, "RUN_GROUP"),
-        "job_type": _text("job_type", job_type, "JOB_TYPE"),
-        "tags": json.dumps(tag_list),
-        "notes": _text("notes", notes, "NOTES"),
-        "created": time.time(),
-        "config": to_json(jsonable(config_values)),
-        "metadata": to_json({"mode": run_mode, "save_code": bool(save_code)}),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "python": platform.python_version(),
-        "argv": json.dumps(list(sys.argv)),
-    }
-    try:
-        environment = _environment.client_facts(sys.argv, bool(save_code))
-        reply = client.request(lambda r: InitRun(r, root, record, resume_mode, environment), "init")
-    except KeyboardInterrupt:
-        # The run may exist already: close it as failed rather than leave it to nobody. The
-        # close follows the InitRun on the same ordered pipe; its reply is not waited for.
-        with sigint_deferred():
-            client.send(FinishRun(client.new_request(), record["id"], "failed", 130))
-        raise
-    stored = dict(expect(reply, RunReady, "init").record)
-    stored["tags_list"] = json.loads(stored.get("tags") or "[]")
-    allow = in_notebook if allow_val_change is None else bool(allow_val_change)
-    new_run = Run(client, stored, root, from_json(stored["config"]), _on_finish, allow,
-                  _init_args.auto_resume_file(root) if auto else None, _session.stop_console)
-    session.runs[new_run.id] = new_run
-    if reinit != "create_new":
-        _set_globals(new_run)
-    return new_run
-
-
-def _text(param: str, value: Any, env: str) -> Optional[str]:
-    return _init_args.text_arg(param, _init_args.from_env(env, value))
-
-
-def finish(exit_code: Optional[int] = None) -> None:
-    """Finish ``mplogger.run`` (if any). Safe to call twice. A run attached from another process
-    is only let go here: the process that called ``init()`` finishes it."""
-    if isinstance(run, (DisabledRun, ChildRun)):
-        if isinstance(run, ChildRun):
-            run.finish(exit_code)  # warns that its owner finishes it
-        _set_globals(None)
-    elif run is not None:
-        run.finish(exit_code)
-
-
-def teardown(exit_code: Optional[int] = None) -> None:
-    """Finish every open run of this process and stop its manager (what happens at exit)."""
-    _session.teardown(exit_code)
-    _set_globals(None)
-
-
-def _active(what: str) -> Any:
-    """The run that ``mplogger.<what>()`` acts on, or a UsageError saying why there is none."""
-    if isinstance(run, ChildRun):
-        if hasattr(run, what):
-            return run
-        raise UsageError(f"mplogger.{what}(): run {run.id} is attached from another process here; "
-                         f"{what}() is done in the process that called init() (pid {run._attachment.owner_pid})")
-    if not isinstance(run, Run):
-        raise UsageError(f"call mplogger.init() before mplogger.{what}()")
-    return run
-
-
-def save(glob_str: str, base_path: Optional[str] = None, policy: str = "live") -> Any:
-    """``run.save()`` of the active run: copy matching files into its folder."""
-    if isinstance(run, DisabledRun):
-        return []
-    return _active("save").save(glob_str, base_path, policy)
-
-
-def define_metric(name: str, step_metric: Optional[str] = None, step_sync: Optional[bool] = None,
-                  hidden: Optional[bool] = None, summary: Optional[str] = None, goal: Optional[str] = None,
-                  overwrite: Optional[bool] = None) -> Any:
-    """``run.define_metric()`` of the active run (see there)."""
-    if isinstance(run, DisabledRun):
-        return None
-    return _active("define_metric").define_metric(name, step_metric, step_sync, hidden, summary, goal, overwrite)
-
-
-def log_artifact(artifact_or_path: Any, name: Optional[str] = None, type: Optional[str] = None,
-                 aliases: Optional[Sequence[str]] = None, tags: Optional[Sequence[str]] = None) -> Any:
-    """``run.log_artifact()`` of the active run (see there)."""
-    if isinstance(run, DisabledRun):
-        return None
-    return _active("log_artifact").log_artifact(artifact_or_path, name, type, aliases, tags)
-
-
-def use_artifact(artifact_or_name: Any, type: Optional[str] = None, aliases: Optional[Sequence[str]] = None,
-                 use_as: Optional[str] = None) -> Any:
-    """``run.use_artifact()`` of the active run (see there); without a run, read ``Api().artifact()``."""
-    if isinstance(run, DisabledRun):
-        return None
-    return _active("use_artifact").use_artifact(artifact_or_name, type, aliases, use_as)
-
-
-def log_model(path: Any, name: Optional[str] = None, aliases: Optional[Sequence[str]] = None) -> Any:
-    """``run.log_model()`` of the active run: a file or folder as an artifact of type ``model``."""
-    if isinstance(run, DisabledRun):
-        return None
-    return _active("log_model").log_model(path, name, aliases)
-
-
-def use_model(name: str) -> Any:
-    """``run.use_model()`` of the active run: download a model artifact, return its folder."""
-    return _active("use_model").use_model(name)
-
-
-def watch(*args: Any, **kwargs: Any) -> None:
-    """Accepted for wandb scripts; does nothing (a one-time notice says so)."""
-    if run is not None:
-        run.watch(*args, **kwargs)
-
-
-def alert(title: str, text: str, level: str = "INFO", wait_duration: Any = None) -> None:
-    """``run.alert()`` of the active run: recorded in the store and printed."""
-    if isinstance(run, DisabledRun):
-        return
-    _active("alert").alert(title, text, level, wait_duration)
-
-
-def report(runs: Union[None, str, StoredRun, Sequence[Union[str, StoredRun]]] = None, output: str = "report.html",
-           *, dir: Optional[str] = None, project: Optional[str] = None, group: Optional[str] = None,
-           state: Union[str, Sequence[str], None] = None, tags: Union[str, Sequence[str], None] = None,
-           filters: Optional[Mapping[str, Any]] = None, title: Optional[str] = None,
-           max_points: int = 1000) -> str:
-    """Write one self-contained HTML report (a chart per metric, config and summary tables).
-
-    ``runs``: run ids or stored runs; without them, every run that ``project``, ``group``,
-    ``state``, ``tags`` and ``filters`` select (as ``Api().runs()``). Returns the file's path.
-    """
-    from mplogger._report import write_report
-
-    api = Api(dir)
-    if runs is None:
-        chosen = list(api.runs(project=project, group=group, state=state, tags=tags, filters=filters))
-    else:
-        items = [runs] if isinstance(runs, (str, StoredRun)) else list(runs)
-        chosen = [item if isinstance(item, StoredRun) else api.run(item) for item in items]
-    return write_report(chosen, output, title=title, max_points=max_points)
+# Each public name and where it lives, imported on first use (``mplogger --help`` loads no run code).
+_EXPORTS = {
+    "Api": "mplogger._readers._api:Api",
+    "StoredRun": "mplogger._readers._api:StoredRun",
+    "Artifact": "mplogger._readers._artifact:Artifact",
+    "Charts": "mplogger._readers._display:Charts",
+    "compare": "mplogger._readers._display:compare",
+    "Error": "mplogger._shared._errors:Error",
+    "ManagerError": "mplogger._shared._errors:ManagerError",
+    "RunError": "mplogger._shared._errors:RunError",
+    "UsageError": "mplogger._shared._errors:UsageError",
+    "Histogram": "mplogger._shared._media:Histogram",
+    "Image": "mplogger._shared._media:Image",
+    "Table": "mplogger._shared._media:Table",
+    "Settings": "mplogger._shared._settings:Settings",
+    "termerror": "mplogger._shared._terminal:termerror",
+    "termlog": "mplogger._shared._terminal:termlog",
+    "termwarn": "mplogger._shared._terminal:termwarn",
+    "DisabledRun": "mplogger._user._disabled:DisabledRun",
+    "config": "mplogger._user._module_api:NO_CONFIG",
+    "summary": "mplogger._user._module_api:NO_SUMMARY",
+    "alert": "mplogger._user._module_api:alert",
+    "define_metric": "mplogger._user._module_api:define_metric",
+    "finish": "mplogger._user._module_api:finish",
+    "init": "mplogger._user._module_api:init",
+    "log_artifact": "mplogger._user._module_api:log_artifact",
+    "log": "mplogger._user._module_api:log_before_init",
+    "log_model": "mplogger._user._module_api:log_model",
+    "report": "mplogger._user._module_api:report",
+    "save": "mplogger._user._module_api:save",
+    "setup": "mplogger._user._module_api:setup",
+    "teardown": "mplogger._user._module_api:teardown",
+    "use_artifact": "mplogger._user._module_api:use_artifact",
+    "use_model": "mplogger._user._module_api:use_model",
+    "watch": "mplogger._user._module_api:watch",
+    "Config": "mplogger._user._run:Config",
+    "Run": "mplogger._user._run:Run",
+    "Summary": "mplogger._user._run:Summary",
+}
+
+run = None  # the active run; init() and finish() set it, and config, summary and log with it
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, live=("config", "summary", "log"))
+
+if TYPE_CHECKING:  # what type checkers and editors see: the same names, imported at once
+    from mplogger._readers._api import Api, StoredRun
+    from mplogger._readers._artifact import Artifact
+    from mplogger._readers._display import Charts, compare
+    from mplogger._shared._errors import Error, ManagerError, RunError, UsageError
+    from mplogger._shared._media import Histogram, Image, Table
+    from mplogger._shared._settings import Settings
+    from mplogger._shared._terminal import termerror, termlog, termwarn
+    from mplogger._user._disabled import DisabledRun
+    from mplogger._user._module_api import (alert, define_metric, finish, init, log_artifact, log_model, report, save,
+                                            setup, teardown, use_artifact, use_model, watch)
+    from mplogger._user._module_api import NO_CONFIG as config, NO_SUMMARY as summary, log_before_init as log
+    from mplogger._user._run import Config, Run, Summary

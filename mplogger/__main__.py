@@ -1,5 +1,5 @@
-"""``python -m mplogger``: the same as the ``mplogger`` command."""
+"""``python -m mplogger``: the same as the ``mplogger`` command (a reader, the CLI)."""
 
-from mplogger._cli import main
+from mplogger._readers._cli import main
 
 raise SystemExit(main())

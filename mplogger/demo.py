@@ -1,4 +1,4 @@
-"""The quick-start demo: log a small run to the default store and say how to read it back.
+"""The quick-start demo (a user process): log a small run to the default store and say how to read it back.
 
 Run it with ``python -m mplogger.demo``.
 """

@@ -16,7 +16,8 @@ import pytest
 
 import mplogger
 
-REPO = Path(__file__).resolve().parent.parent
+TESTS = Path(__file__).resolve().parent  # the tests, by folder as the package is; clients/ and data/ here
+REPO = TESTS.parent
 START_METHODS = ["fork", "forkserver", "spawn"]
 
 

@@ -1,4 +1,5 @@
-"""The embedded store: one SQLite database (WAL mode) under the root folder, and all of its SQL.
+"""The embedded store: one SQLite database (WAL mode) under the root folder, and all of its SQL
+(the worker writes, a reader reads).
 
 Layout of a root::
 
@@ -6,7 +7,7 @@ Layout of a root::
     <root>/runs/<run_id>/       a folder per run, for its files
     <root>/artifacts/           artifact files, stored once by content (see :mod:`._objects`)
 
-Everything in the database is text, numbers or JSON (see :mod:`mplogger._values`): it can be
+Everything in the database is text, numbers or JSON (see :mod:`mplogger._shared._values`): it can be
 read with the ``sqlite3`` shell and JSON tools, and nothing in it is ever unpickled. The modules:
 :mod:`._paths` (ids and folders, no SQL), :mod:`._schema` (opening, creating, upgrading),
 :mod:`._records` (runs, output, system metrics, alerts, maintenance), :mod:`._history` (the

@@ -1,4 +1,4 @@
-"""Artifact versions, their files, aliases and lineage: all of their SQL.
+"""Artifact versions, their files, aliases and lineage: all of their SQL (the worker writes, a reader reads).
 
 A version is a row of ``artifacts`` (name, ``version`` number, type, metadata as JSON, the digest
 of its manifest); its files are rows of ``artifact_files`` (name inside the artifact, SHA-256 of

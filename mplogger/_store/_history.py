@@ -23,7 +23,7 @@ import time
 from operator import itemgetter
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from mplogger._values import from_json, pick, to_json
+from mplogger._shared._values import from_json, pick, to_json
 
 try:
     import msgspec

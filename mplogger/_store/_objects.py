@@ -1,4 +1,5 @@
-"""Artifact files on disk, stored once by content (no SQL here; the manifests are in :mod:`._artifacts`).
+"""Artifact files on disk, stored once by content (the worker stores, a reader reads; no SQL here:
+the manifests are in :mod:`._artifacts`).
 
 Layout under a root::
 

@@ -1,4 +1,5 @@
-"""Where a store keeps things, and the run-id rule that keeps every path inside it (no SQL here).
+"""Where a store keeps things, and the run-id rule that keeps every path inside it (every process
+that opens a store; no SQL here).
 
 A run id is also its folder's name, so every id that enters (``init(id=...)``, a resume record, a
 row read from a store someone else made) must pass :func:`check_run_id`, and :func:`run_dir`

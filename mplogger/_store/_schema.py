@@ -1,4 +1,5 @@
-"""The store's SQLite schema (version 3), opening a store, and the upgrade of older stores.
+"""The store's SQLite schema (version 3), opening a store, and the upgrade of older stores (the
+worker, a reader).
 
 Only the internal workers and the maintenance calls write; readers open the store through
 :func:`connect_reader`, which writes nothing, so a read-only store can be read. Every write

@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import mplogger as _mplogger
 from mplogger import (Error, Histogram, Image, Run, Table, UsageError, alert, define_metric,
                       save, termerror, termlog, termwarn, watch)
-from mplogger._errors import NotInMplogger
-from mplogger._wandb_name import WANDB_VERSION, install
+from mplogger._shared._errors import NotInMplogger
+from mplogger._shared._wandb_name import WANDB_VERSION, install
 from mplogger.wandb import env, errors, plot, sdk, util, wandb_run
 from mplogger.wandb.sdk.lib import RunDisabled
 from mplogger.wandb.sdk.wandb_settings import Settings
@@ -139,8 +139,9 @@ def unwatch(*args: Any, **kwargs: Any) -> None:
 def _attach(attach_id: Any = None, run_id: Any = None, *, run: Any = None) -> Any:
     """Log from this process into the run whose ``run._attach_id`` another process passed
     (Lightning's spawn); it becomes ``wandb.run`` here, as in wandb."""
-    from mplogger import _session
-    from mplogger._child import attach_token
+    from mplogger._user import _session
+    from mplogger._user._child import attach_token
+    from mplogger._user._module_api import set_globals
 
     if attach_id is None and run is not None:
         attach_id = run._attach_id
@@ -152,7 +153,7 @@ def _attach(attach_id: Any = None, run_id: Any = None, *, run: Any = None) -> An
         attached = live
     else:
         attached = attach_token(attach_id)
-    _mplogger._set_globals(attached)
+    set_globals(attached)
     return attached
 
 

@@ -1,4 +1,4 @@
-"""``python -m wandb`` under ``mplogger run``."""
+"""``python -m wandb`` under ``mplogger run`` (the CLI)."""
 
 from mplogger.wandb.cli.cli import cli
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mplogger._errors import ConfigError, Error, NotInMplogger, UsageError
+from mplogger._shared._errors import ConfigError, Error, NotInMplogger, UsageError
 
 __all__ = ["AuthenticationError", "CommError", "ConfigError", "Error", "NotInMplogger", "UnsupportedError",
            "UsageError"]

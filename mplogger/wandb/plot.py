@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from mplogger._errors import NotInMplogger
+from mplogger._shared._errors import NotInMplogger
 
 
 def __getattr__(name: str) -> Callable[..., Any]:

@@ -1,5 +1,5 @@
 """``wandb.wandb_run`` (user process): the run class, for ``isinstance`` checks in libraries."""
 
-from mplogger._run import Run
+from mplogger._user._run import Run
 
 __all__ = ["Run"]

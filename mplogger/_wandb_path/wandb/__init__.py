@@ -1,9 +1,10 @@
-"""``import wandb`` under ``mplogger run``: replaces itself with mplogger's compatibility package."""
+"""``import wandb`` under ``mplogger run`` (any process of the job): replaces itself with mplogger's
+compatibility package."""
 
 MPLOGGER_STAND_IN = True  # how install() tells this module from a real wandb imported before
 
 try:
-    from mplogger._wandb_name import install
+    from mplogger._shared._wandb_name import install
 except ImportError as exc:
     import os
     import sys

@@ -1,4 +1,5 @@
-"""``wandb`` on the command line under ``mplogger run`` (``python -m wandb``, or a real wandb's script).
+"""``wandb`` on the command line under ``mplogger run`` (the CLI: ``python -m wandb``, or a real wandb's
+script).
 
 Commands that only set up an account or a mode (``login``, ``offline``, ...) succeed and do
 nothing, so a job's shell script that calls them goes on; the others need wandb's server and say
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Optional, Sequence
 
-from mplogger._wandb_name import WANDB_VERSION
+from mplogger._shared._wandb_name import WANDB_VERSION
 
 __all__ = ["cli"]
 

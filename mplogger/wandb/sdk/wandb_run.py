@@ -1,5 +1,5 @@
 """``wandb.sdk.wandb_run`` (user process): the run class."""
 
-from mplogger._run import Run
+from mplogger._user._run import Run
 
 __all__ = ["Run"]

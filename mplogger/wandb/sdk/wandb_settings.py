@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 import attrs
 
-from mplogger._settings import Settings as _Settings
+from mplogger._shared._settings import Settings as _Settings
 
 __all__ = ["Settings"]
 

@@ -1,5 +1,5 @@
 """``wandb.sdk.lib.config_util`` (user process): the error of a config value changed without leave."""
 
-from mplogger._errors import ConfigError
+from mplogger._shared._errors import ConfigError
 
 __all__ = ["ConfigError"]
