@@ -243,6 +243,11 @@ class ChildRun(WandbRunMethods):
     def __reduce__(self) -> tuple:
         return (attach, (self._attachment,))
 
+    @property
+    def owner_pid(self) -> int:
+        """The pid of the process that called ``init()`` for this run (it finishes the run)."""
+        return self._attachment.owner_pid
+
     def __repr__(self) -> str:
         return f"<mplogger.ChildRun {self.id} {self.name!r} of pid {self._attachment.owner_pid}>"
 

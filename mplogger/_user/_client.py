@@ -303,10 +303,10 @@ class Client:
             pending = tuple(self.senders)
         finally:
             self.stopped = True
-            self._release(join_timeout=min(5.0, self.settings.shutdown_timeout) if not pending else 0.5)
+            self.release(join_timeout=min(5.0, self.settings.shutdown_timeout) if not pending else 0.5)
         return pending
 
-    def _release(self, join_timeout: float) -> None:
+    def release(self, join_timeout: float) -> None:
         """Wait (bounded) for the manager to exit, then free threads, pipes and fds."""
         self._closing.set()
         self.process.join(join_timeout)

@@ -29,7 +29,7 @@ from mplogger._shared._values import from_json, jsonable, to_json
 from mplogger._user import _init_args, _session
 from mplogger._user._child import ChildRun
 from mplogger._user._disabled import DisabledRun
-from mplogger._user._run import Run
+from mplogger._user._run import Run, manager_alive, serving
 
 __all__ = ["NoRun", "NO_CONFIG", "NO_SUMMARY", "log_before_init", "set_globals", "setup", "init", "finish", "teardown", "save", "define_metric",
            "log_artifact", "use_artifact", "log_model", "use_model", "watch", "alert", "report"]
@@ -227,10 +227,9 @@ def init(
         return disabled
     current = _current()
     active = current if isinstance(current, Run) else None
-    if (active is not None and not active._closed and reinit in (None, False, "default", "return_previous")
-            and active._client.manager_alive()):
+    if active is not None and reinit in (None, False, "default", "return_previous") and serving(active):
         return active
-    if active is not None and reinit in (True, "finish_previous") and active._client.manager_alive():
+    if active is not None and reinit in (True, "finish_previous") and manager_alive(active):
         try:
             active.finish()
         except (RunError, ManagerError) as exc:  # its error was raised before; the new run goes on
@@ -312,7 +311,7 @@ def _active(what: str) -> Any:
         if hasattr(run, what):
             return run
         raise UsageError(f"mplogger.{what}(): run {run.id} is attached from another process here; "
-                         f"{what}() is done in the process that called init() (pid {run._attachment.owner_pid})")
+                         f"{what}() is done in the process that called init() (pid {run.owner_pid})")
     if not isinstance(run, Run):
         raise UsageError(f"call mplogger.init() before mplogger.{what}()")
     return run

@@ -25,7 +25,8 @@ from mplogger._shared._terminal import termlog
 from mplogger._user._wandb_methods import WandbRunMethods
 from mplogger._shared._values import FAST_TYPES, from_json, check_row, check_step, jsonable, same_value, scalars_fit, store_media
 
-__all__ = ["Run", "Config", "Summary", "become_child"]
+__all__ = ["Run", "Config", "Summary", "add_output", "become_child", "before_fork", "close_at_exit", "commit_pending",
+           "manager_alive", "serving"]
 
 _time = time.time
 
@@ -737,3 +738,36 @@ def become_child(run: Run) -> None:
         run._child = ChildRun(run.attachment(flush=False))  # the parent sent its rows before the fork
     run._closed = True
     run._fast = False
+
+
+# --- what the session and the module-level calls do to a run (they own it) ------------------
+def before_fork(run: Run, timeout: float) -> None:
+    """Send ``run``'s buffered rows if that takes under ``timeout``; a child may log to it from now
+    on, so its summary is asked of the worker."""
+    run._sender.send_if_free(timeout)
+    run._summary_unknown()
+
+
+def commit_pending(run: Run) -> None:
+    """Send the row ``run`` holds for ``commit=False`` logging."""
+    run._commit_pending()
+
+
+def close_at_exit(run: Run, state: str) -> None:
+    """The process exits: ``run`` ends in ``state`` without asking the manager."""
+    run._close_at_exit(state)
+
+
+def add_output(run: Run, stream: str, lines: List[Any]) -> None:
+    """Captured console ``lines`` of ``stream`` for ``run``."""
+    run._add_output(stream, lines)
+
+
+def serving(run: Run) -> bool:
+    """Whether ``run`` is open and its manager still serves it."""
+    return not run._closed and run._client.manager_alive()
+
+
+def manager_alive(run: Run) -> bool:
+    """Whether the manager ``run`` logs through is alive."""
+    return run._client.manager_alive()

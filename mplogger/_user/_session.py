@@ -18,7 +18,7 @@ from mplogger._user._console import Capture
 from mplogger._ipc._mp_private import disown_child
 from mplogger._shared._platform import system_metrics_unavailable
 from mplogger._shared._processes import in_jupyter
-from mplogger._user._run import become_child
+from mplogger._user._run import add_output, become_child, before_fork, close_at_exit, commit_pending
 from mplogger._shared._settings import Settings
 from mplogger._shared._terminal import notice_once
 
@@ -67,8 +67,7 @@ def _before_fork() -> None:
     for run in list(_session.runs.values()):
         # Never waits: rows that cannot go at once stay buffered and are sent later; only their
         # order relative to the child's first rows is then not guaranteed.
-        run._sender.send_if_free(_FORK_SEND_S)
-        run._summary_unknown()  # the child may log to it: from now on the worker's summary is asked
+        before_fork(run, _FORK_SEND_S)
 
 
 os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
@@ -137,7 +136,7 @@ def console_target(run: Any) -> None:
 
 def _to_target(target: Any, stream: str, lines: list) -> None:
     if target is not None:
-        target._add_output(stream, lines)
+        add_output(target, stream, lines)
 
 
 def stop_console(run: Any = None) -> None:
@@ -161,14 +160,14 @@ def teardown(exit_code: Optional[int] = None, on_closed: Optional[Callable[[Any]
         stop_console()  # its last lines go to their run before the runs are closed
         for run in list(session.runs.values()):
             try:
-                run._commit_pending()
+                commit_pending(run)
             except Exception as exc:  # reported; the other runs are still closed
                 sys.stderr.write(f"mplogger: run {run.id}: its last rows could not be sent before it was closed "
                                  f"and may be missing: {type(exc).__name__}: {exc}\n")
         pending = client.stop(code)
         state = "finished" if code == 0 else "failed"
         for run in list(session.runs.values()):
-            run._close_at_exit(state)
+            close_at_exit(run, state)
         session.runs.clear()
         session.client = None
         if pending:
@@ -184,10 +183,10 @@ def _forget_dead_manager(session: Session) -> None:
     if client is None:
         return
     for run in list(session.runs.values()):
-        run._close_at_exit("crashed")
+        close_at_exit(run, "crashed")
     session.runs.clear()
     client.stopped = True
-    client._release(join_timeout=0.1)
+    client.release(join_timeout=0.1)
     session.client = None
 
 
