@@ -34,29 +34,26 @@ floor (measured in the same run)
 
 Ratios: value / its baseline or floor (for steps/s and MiB/s: baseline / value), so above 1 is
 slower than the loop without a checkpoint or than the plain copy + hash. A failed check raises
-:class:`BenchmarkFailed`. ``python -m benchmarks.bench_artifacts [--artifact-mb N] [--repeats R]``.
+:class:`BenchmarkFailed`. ``python -m benchmarks --only artifacts [--artifact-mb N] [--repeats R]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import array
 import filecmp
 import hashlib
-import json
 import os
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import threading
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from benchmarks.bench_core import (CHILD_TIMEOUT_S, clean_child_env, report_child, MASK, REPO_ROOT, RESULT_MARK, BenchmarkFailed, keys_now,
-                                   make_pool, perf)
-from benchmarks.common import format_number, table_lines
-from benchmarks.scenarios import _work, child_calibrate, percentile
+from benchmarks.common import MASK, BenchmarkFailed, code_digest, code_note, format_number, make_pool, percentile
+from benchmarks.figures import Report
+from benchmarks.registry import Options, keys, section
+from benchmarks.runner import fresh
+from benchmarks.scenarios import _work
 
 MB = 2 ** 20
 SIZE_VARIABLE = "MPLOGGER_BENCH_ARTIFACT_MB"
@@ -73,27 +70,16 @@ POLICIES = ("mutable", "immutable")
 SCENARIOS = ("floor", "baseline", *POLICIES)
 STORE_FOLDER = "mplogger-runs"
 FILE_NAME = "ckpt.bin"
+CHILD_TIMEOUT_S = 600
+SECTION = "artifacts"
+
+perf = time.perf_counter
 
 
 def default_mb() -> int:
     """SIZE in MiB: ``MPLOGGER_BENCH_ARTIFACT_MB`` when set, else 1024."""
     value = os.environ.get(SIZE_VARIABLE)
     return int(value) if value else DEFAULT_MB
-
-
-def code_digest() -> str:
-    """12 hex digits of SHA-256 over mplogger's Python sources (names and contents): which code
-    was measured, without asking a version-control tool."""
-    digest = hashlib.sha256()
-    package = os.path.join(REPO_ROOT, "mplogger")
-    for base, dirs, files in os.walk(package):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(f for f in files if f.endswith(".py")):
-            path = os.path.join(base, name)
-            digest.update(os.path.relpath(path, package).encode() + b"\0")
-            with open(path, "rb") as source:
-                digest.update(source.read())
-    return digest.hexdigest()[:12]
 
 
 def make_file(path: str, size: int) -> None:
@@ -121,7 +107,7 @@ def sha256_file(path: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# children: each runs in a fresh interpreter and prints one RESULT_MARK line of JSON
+# children: each runs in a fresh interpreter (benchmarks.runner.fresh)
 # --------------------------------------------------------------------------------------------
 
 
@@ -266,36 +252,9 @@ def child_floor(source: str, folder: str) -> Dict[str, Any]:
             "mib_per_s": size / MB / (t2 - t0)}
 
 
-def child_main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.bench_artifacts --child")
-    parser.add_argument("--child", required=True, choices=("loop", "floor", "calibrate"))
-    parser.add_argument("--params", default="{}")
-    args = parser.parse_args(argv)
-    params = json.loads(args.params)
-    measure = {"loop": child_loop, "floor": child_floor, "calibrate": child_calibrate}[args.child]
-    return report_child(lambda: measure(**params))
-
-
 # --------------------------------------------------------------------------------------------
 # the parent
 # --------------------------------------------------------------------------------------------
-
-
-def run_child(kind: str, params: Dict[str, Any], cwd: str) -> Dict[str, Any]:
-    """``python -m benchmarks.bench_artifacts --child KIND`` in a fresh interpreter; its JSON result."""
-    cmd = [sys.executable, "-m", "benchmarks.bench_artifacts", "--child", kind, "--params", json.dumps(params)]
-    what = f"artifacts {kind} {params.get('policy', '')}".rstrip()
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=clean_child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchmarkFailed(f"{what} ran past {CHILD_TIMEOUT_S} s") from exc
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if proc.returncode != 0 or not lines:
-        raise BenchmarkFailed(f"{what} failed with exit code {proc.returncode}:\n"
-                              f"{(proc.stderr.strip() or proc.stdout.strip())[-4000:]}")
-    if proc.stderr.strip():
-        sys.stderr.write(f"[{what} stderr]\n{proc.stderr}")
-    return json.loads(lines[-1][len(RESULT_MARK):])
 
 
 def check_loop(result: Dict[str, Any], size: int) -> None:
@@ -317,8 +276,7 @@ def check_loop(result: Dict[str, Any], size: int) -> None:
         raise BenchmarkFailed(f"{what}: the downloaded {FILE_NAME} differs from the file logged")
 
 
-def measure(source: str, k: int, before_s: float, after_s: float, progress: Callable[[str], None],
-            rotate: int = 0) -> Dict[str, Dict[str, Any]]:
+def measure(source: str, k: int, before_s: float, after_s: float, rotate: int = 0) -> Dict[str, Dict[str, Any]]:
     """One fresh-process run of every scenario against ``source`` (the order of SCENARIOS rotated
     by ``rotate``, so repeats do not always run one first); their checked results."""
     size = os.path.getsize(source)
@@ -328,17 +286,17 @@ def measure(source: str, k: int, before_s: float, after_s: float, progress: Call
         folder = tempfile.mkdtemp(prefix=f"mplogger-bench-artifacts-{scenario}-",
                                   dir=os.path.dirname(source))
         try:
-            progress(scenario)
             os.sync()  # no scenario starts with another's dirty pages
             if scenario == "floor":
-                out[scenario] = run_child("floor", {"source": source, "folder": folder}, folder)
+                out[scenario] = fresh("benchmarks.bench_artifacts:child_floor", CHILD_TIMEOUT_S, cwd=folder,
+                                      source=source, folder=folder)
                 if out[scenario]["size"] != size:
                     raise BenchmarkFailed(f"artifacts floor: copied {out[scenario]['size']} bytes of {size}")
             else:
                 policy = "none" if scenario == "baseline" else scenario
-                result = run_child("loop", {"root": os.path.join(folder, STORE_FOLDER), "source": source,
-                                            "policy": policy, "k": k, "before_s": before_s,
-                                            "after_s": after_s}, folder)
+                result = fresh("benchmarks.bench_artifacts:child_loop", CHILD_TIMEOUT_S, cwd=folder,
+                               root=os.path.join(folder, STORE_FOLDER), source=source, policy=policy, k=k,
+                               before_s=before_s, after_s=after_s)
                 check_loop(result, size)
                 out[scenario] = result
         finally:
@@ -346,218 +304,116 @@ def measure(source: str, k: int, before_s: float, after_s: float, progress: Call
     return out
 
 
-#: figure -> (label, how it is read from a loop result, what it is compared with, how)
-#: compared with: ("floor", key) or ("baseline", key); how: "time" (value / base) or "rate" (base / value)
-SPEC: List[Tuple[str, str, Callable[[Dict[str, Any]], Optional[float]], Tuple[str, str], str]] = [
-    ("call_ms", "add_file + log_artifact call, ms", lambda r: r["call_s"] * 1e3, ("floor", "copy_ms"), "time"),
-    ("add_file_ms", "  of which add_file, ms", lambda r: r["add_file_s"] * 1e3, ("floor", "copy_ms"), "time"),
-    ("durable_s", "log_artifact -> durable (wait() returns), s", lambda r: r["durable_s"], ("floor", "total_s"),
-     "time"),
-    ("total_s", "add_file -> durable, s", lambda r: r["total_s"], ("floor", "total_s"), "time"),
-    ("mib_per_s", "  throughput, MiB/s (SIZE / that)", lambda r: r["mib_per_s"], ("floor", "mib_per_s"), "rate"),
-    ("after_s", "AFTER window (log_artifact .. loop end), s", lambda r: r["after_s"], ("baseline", "after_s"), "time"),
-    ("after_worst_ms", "log() worst in the AFTER window, ms", lambda r: r["after"]["worst_ms"],
-     ("baseline", "after_worst_ms"), "time"),
-    ("after_p99_us", "log() p99 in the AFTER window, µs", lambda r: r["after"]["p99_us"],
-     ("baseline", "after_p99_us"), "time"),
-    ("after_p999_us", "log() p99.9 in the AFTER window, µs", lambda r: r["after"]["p999_us"],
-     ("baseline", "after_p999_us"), "time"),
-    ("after_slow_per_s", "log() calls > 1 ms in the AFTER window, per s",
-     lambda r: r["after"]["slow_calls"] / r["after_s"],
-     ("baseline", "after_slow_per_s"), "time"),
-    ("after_slow_ms_per_s", "  time in them, ms per s", lambda r: r["after"]["slow_ms"] / r["after_s"],
-     ("baseline", "after_slow_ms_per_s"), "time"),
-    ("storing_worst_ms", "log() worst while the version is stored, ms", lambda r: r["storing"]["worst_ms"],
-     ("baseline", "after_worst_ms"), "time"),
-    ("storing_p99_us", "log() p99 while the version is stored, µs", lambda r: r["storing"]["p99_us"],
-     ("baseline", "after_p99_us"), "time"),
-    ("storing_calls", "  log() calls made meanwhile", lambda r: r["storing"]["calls"], ("baseline", "none"), "time"),
-    ("steps_per_s", "loop steps/s in the AFTER window", lambda r: r["steps_per_s"], ("baseline", "steps_per_s"),
-     "rate"),
-    ("in_log_pct", "  share of the AFTER window inside log(), %", lambda r: r["in_log_pct"],
-     ("baseline", "in_log_pct"), "time"),
-    ("finish_ms", "finish() after the loop, ms", lambda r: r["finish_s"] * 1e3, ("baseline", "finish_ms"), "time"),
+Get = Callable[[Dict[str, Any]], Optional[float]]
+NO_CHECKPOINT, COPY = "no checkpoint", "copyfile + sha256"
+
+#: figure -> (label, unit, how a policy's loop result gives it, how its base row's sample gives it):
+#: the base row is COPY (the floor) or NO_CHECKPOINT (the baseline loop), None for no base
+SPEC: List[Tuple[str, str, Get, Optional[Tuple[str, Get]]]] = [
+    ("add_file + log_artifact call", "ms", lambda r: r["call_s"] * 1e3, (COPY, lambda f: f["copy_s"] * 1e3)),
+    ("  of which add_file", "ms", lambda r: r["add_file_s"] * 1e3, (COPY, lambda f: f["copy_s"] * 1e3)),
+    ("log_artifact -> durable (wait() returns)", "s", lambda r: r["durable_s"], (COPY, lambda f: f["total_s"])),
+    ("add_file -> durable", "s", lambda r: r["total_s"], (COPY, lambda f: f["total_s"])),
+    ("  throughput (SIZE / that)", "MiB/s", lambda r: r["mib_per_s"], (COPY, lambda f: f["mib_per_s"])),
+    ("AFTER window (log_artifact .. loop end)", "s", lambda r: r["after_s"], (NO_CHECKPOINT, lambda r: r["after_s"])),
+    ("log() worst in the AFTER window", "ms", lambda r: r["after"]["worst_ms"],
+     (NO_CHECKPOINT, lambda r: r["after"]["worst_ms"])),
+    ("log() p99 in the AFTER window", "µs", lambda r: r["after"]["p99_us"],
+     (NO_CHECKPOINT, lambda r: r["after"]["p99_us"])),
+    ("log() p99.9 in the AFTER window", "µs", lambda r: r["after"]["p999_us"],
+     (NO_CHECKPOINT, lambda r: r["after"]["p999_us"])),
+    ("log() calls > 1 ms in the AFTER window", "per s", lambda r: r["after"]["slow_calls"] / r["after_s"],
+     (NO_CHECKPOINT, lambda r: r["after"]["slow_calls"] / r["after_s"])),
+    ("  time in them", "ms per s", lambda r: r["after"]["slow_ms"] / r["after_s"],
+     (NO_CHECKPOINT, lambda r: r["after"]["slow_ms"] / r["after_s"])),
+    ("log() worst while the version is stored", "ms", lambda r: r["storing"]["worst_ms"],
+     (NO_CHECKPOINT, lambda r: r["after"]["worst_ms"])),
+    ("log() p99 while the version is stored", "µs", lambda r: r["storing"]["p99_us"],
+     (NO_CHECKPOINT, lambda r: r["after"]["p99_us"])),
+    ("  log() calls made meanwhile", "", lambda r: r["storing"]["calls"], None),
+    ("loop steps in the AFTER window", "steps/s", lambda r: r["steps_per_s"], (NO_CHECKPOINT, lambda r: r["steps_per_s"])),
+    ("  share of the AFTER window inside log()", "%", lambda r: r["in_log_pct"],
+     (NO_CHECKPOINT, lambda r: r["in_log_pct"])),
+    ("finish() after the loop", "ms", lambda r: r["finish_s"] * 1e3, (NO_CHECKPOINT, lambda r: r["finish_s"] * 1e3)),
 ]
-BASELINE: Dict[str, Callable[[Dict[str, Any]], Optional[float]]] = {
-    "after_worst_ms": lambda r: r["after"]["worst_ms"],
-    "after_p99_us": lambda r: r["after"]["p99_us"],
-    "after_p999_us": lambda r: r["after"]["p999_us"],
-    "after_slow_per_s": lambda r: r["after"]["slow_calls"] / r["after_s"],
-    "after_slow_ms_per_s": lambda r: r["after"]["slow_ms"] / r["after_s"],
-    "after_s": lambda r: r["after_s"],
-    "steps_per_s": lambda r: r["steps_per_s"],
-    "in_log_pct": lambda r: r["in_log_pct"],
-    "finish_ms": lambda r: r["finish_s"] * 1e3,
-}
-FLOOR: Dict[str, Callable[[Dict[str, Any]], Optional[float]]] = {
-    "copy_ms": lambda r: r["copy_s"] * 1e3,
-    "hash_s": lambda r: r["hash_s"],
-    "total_s": lambda r: r["total_s"],
-    "mib_per_s": lambda r: r["mib_per_s"],
-}
-BASE_LABELS = {
-    ("floor", "copy_ms"): "copyfile ms",
-    ("floor", "total_s"): "copy+sha256 s",
-    ("floor", "mib_per_s"): "copy+sha256 MiB/s",
-}
-
-
-def _median(values: List[Optional[float]]) -> Optional[float]:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _ratio(value: Optional[float], base: Optional[float], how: str) -> Optional[float]:
-    if value is None or base is None or not base or not value:
-        return None
-    return base / value if how == "rate" else value / base
 
 
 def collect(size_mb: Optional[int] = None, repeats: int = 1, windows: Tuple[float, float] = WINDOWS,
-            step_us: float = STEP_US, progress: bool = True, folder: Optional[str] = None) -> Dict[str, Any]:
-    """Every scenario ``repeats`` times (interleaved, each in a fresh process) against one file of
-    ``size_mb`` MiB; the medians, their ratios to the baseline and the floor, and every sample."""
+            step_us: float = STEP_US, folder: Optional[str] = None) -> Dict[str, Any]:
+    """Every scenario ``repeats`` times (interleaved, order rotated, each in a fresh process) against
+    one file of ``size_mb`` MiB: the samples of each scenario, and what the run was."""
     size_mb = default_mb() if size_mb is None else size_mb
     before_s, after_s = windows
     if size_mb < 1 or repeats < 1 or before_s <= 0 or after_s <= 0:
         raise ValueError("size_mb and repeats must be >= 1, the windows > 0")
-    echo = (lambda text: (sys.stderr.write(f"\r  {text:<60}"), sys.stderr.flush())) if progress else (lambda _: None)
-    code_before = code_digest()
-    load_before = os.getloadavg()[0]
+    code_before, load_before = code_digest(), os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="mplogger-bench-artifacts-", dir=folder)
     try:
-        echo("calibrating the step")
-        calibration = run_child("calibrate", {"step_us": step_us}, work)
+        calibration = fresh("benchmarks.scenarios:child_calibrate", CHILD_TIMEOUT_S, step_us=step_us)
         source = os.path.join(work, FILE_NAME)
-        echo(f"writing {size_mb} MiB of os.urandom")
         make_file(source, size_mb * MB)
         samples: Dict[str, List[Dict[str, Any]]] = {name: [] for name in SCENARIOS}
         for rep in range(repeats):
-            results = measure(source, calibration["k"], before_s, after_s,
-                              lambda name, rep=rep: echo(f"{size_mb} MiB: {name} ({rep + 1}/{repeats})"), rep)
-            for name, result in results.items():
+            for name, result in measure(source, calibration["k"], before_s, after_s, rep).items():
                 samples[name].append(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     code_after = code_digest()
-    load_after = os.getloadavg()[0]
-    if progress:
-        sys.stderr.write("\r" + " " * 64 + "\r")
-
-    floor = {name: _median([get(r) for r in samples["floor"]]) for name, get in FLOOR.items()}
-    baseline = {name: _median([get(r) for r in samples["baseline"]]) for name, get in BASELINE.items()}
-    figures: Dict[str, Dict[str, Optional[float]]] = {}
-    ratios: Dict[str, Dict[str, Optional[float]]] = {}
-    for policy in POLICIES:
-        figures[policy], ratios[policy] = {}, {}
-        for name, _, get, (kind, base), how in SPEC:
-            value = _median([get(r) for r in samples[policy]])
-            figures[policy][name] = value
-            reference = (floor if kind == "floor" else baseline).get(base)
-            ratios[policy][name] = _ratio(value, reference, how)
-    rows = {name: {"logged": sum(r["rows_logged"] for r in samples[name]),
-                   "stored": sum(r["rows_stored"] for r in samples[name])}
-            for name in ("baseline", *POLICIES)}
-    return {"size_mb": size_mb, "size": size_mb * MB, "repeats": repeats, "before_s": before_s, "after_s": after_s,
-            "step_us": calibration["step_us"], "k": calibration["k"], "keys": keys_now(),
-            "floor": floor, "baseline": baseline, "figures": figures, "ratios": ratios, "rows": rows,
-            "durable_in_window": {p: all(r["durable_in_window"] for r in samples[p]) for p in POLICIES},
-            "identical": {p: all(r["identical"] for r in samples[p]) for p in POLICIES},
+    return {"size_mb": size_mb, "repeats": repeats, "before_s": before_s, "after_s": after_s,
+            "step_us": calibration["step_us"], "k": calibration["k"], "samples": samples,
             "code": code_before if code_before == code_after else f"{code_before} -> {code_after}",
-            "loadavg_1min": {"before": load_before, "after": load_after}, "samples": samples, "verified": True}
+            "load": (load_before, os.getloadavg()[0])}
 
 
-def render(result: Dict[str, Any]) -> str:
-    def ratio_cell(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.2f}x"
-
-    def value_cell(name: str, value: Optional[float]) -> str:
-        if value is not None and name.endswith("_calls"):
-            return f"{value:,.0f}"
-        return "-" if value is None else format_number(value)
-
-    headers = ["figure", "base", "base is", "mutable", "/base", "immutable", "/base"]
-    cells = []
-    for name, label, _, (kind, base), _ in SPEC:
-        reference = (result["floor"] if kind == "floor" else result["baseline"]).get(base)
-        base_label = BASE_LABELS.get((kind, base), "no checkpoint" if kind == "baseline" and reference is not None
-                                     else "")
-        row = [label, value_cell(base, reference), base_label]
+def report(result: Dict[str, Any]) -> Report:
+    """Rows: the loop without a checkpoint, the copy + hash floor and each policy; a measure per figure,
+    each policy's ratio to its base row; then the checks as rows and the slowest calls as notes."""
+    out = Report()
+    samples = result["samples"]
+    base_samples = {NO_CHECKPOINT: samples["baseline"], COPY: samples["floor"]}
+    for label, unit, get, base in SPEC:
+        if base is not None:
+            row, base_get = base
+            out.add(SECTION, row, label, [base_get(r) for r in base_samples[row]], unit)
         for policy in POLICIES:
-            row += [value_cell(name, result["figures"][policy][name]), ratio_cell(result["ratios"][policy][name])]
-        cells.append(row)
-    rows = result["rows"]
-    cells.append(["rows stored / rows logged", f"{rows['baseline']['stored']:,} / {rows['baseline']['logged']:,}", ""]
-                 + sum(([f"{rows[p]['stored']:,} / {rows[p]['logged']:,}", ""] for p in POLICIES), []))
-    cells.append(["download byte-identical to the file", "", ""]
-                 + sum((["yes" if result["identical"][p] else "NO", ""] for p in POLICIES), []))
-    cells.append([f"durable within {result['after_s']:g} s of log_artifact", "", ""]
-                 + sum((["yes" if result["durable_in_window"][p] else "no", ""] for p in POLICIES), []))
-    floor = result["floor"]
+            out.add(SECTION, policy, label, [get(r) for r in samples[policy]], unit, base[0] if base else None)
+    for name, row in (("baseline", NO_CHECKPOINT), *((p, p) for p in POLICIES)):
+        runs = samples[name]
+        out.add(SECTION, row, "rows stored / logged",
+                f"{sum(r['rows_stored'] for r in runs):,} / {sum(r['rows_logged'] for r in runs):,}")
+        if name in POLICIES:
+            out.add(SECTION, row, "download byte-identical", "yes" if all(r["identical"] for r in runs) else "NO")
+            out.add(SECTION, row, f"durable within {result['after_s']:g} s",
+                    "yes" if all(r["durable_in_window"] for r in runs) else "no")
     repeats = result["repeats"]
-    slowest = []
+    out.notes += [
+        f"a {result['size_mb']:,} MiB checkpoint logged from a loop of ~{result['step_us']:.0f} µs work + log() of "
+        f"{keys()} floats per step; {result['before_s']:g} s before it, {result['after_s']:g} s after (the AFTER "
+        f"window); {'median of ' + str(repeats) + ' repeats' if repeats > 1 else 'single run'}, each scenario in a "
+        "fresh process; ratios ÷ the loop without a checkpoint or ÷ copyfile + sha256 of the same file",
+        f"the {SLOWEST} slowest log() calls of the AFTER window, at seconds after the log_artifact call:",
+    ]
     for name in ("baseline", *POLICIES):
-        for rep, sample in enumerate(result["samples"][name]):
+        for rep, sample in enumerate(samples[name]):
             calls = ", ".join(f"{c['ms']:.0f} ms at {c['at_s']:+.2f} s" for c in sample["slowest"])
             durable = f" (durable at {sample['durable_at_s']:+.2f} s)" if "durable_at_s" in sample else ""
-            slowest.append(f"  {name}{f' #{rep + 1}' if repeats > 1 else ''}: {calls}{durable}")
-    out = [
-        f"mplogger artifact benchmark — a {result['size_mb']:,} MiB checkpoint logged from a loop of "
-        f"~{result['step_us']:.0f} µs work + log() of {result['keys']} floats per step; "
-        f"{result['before_s']:g} s before it, {result['after_s']:g} s after (the AFTER window); "
-        f"{'median of ' + str(repeats) + ' repeats' if repeats > 1 else 'single run'}, "
-        "each scenario in a fresh process",
-        "ratios: value / the loop without a checkpoint or / copyfile + sha256 of the same file, measured in this "
-        "run (steps/s, MiB/s: base / value); above 1 is slower",
-        "",
-        *table_lines(headers, cells, left=(0, 2)),
-        "",
-        f"the {SLOWEST} slowest log() calls of the AFTER window, at seconds after the log_artifact call:",
-        *slowest,
-        f"floor: shutil.copyfile {format_number(floor['copy_ms'])} ms + sha256 of the copy "
-        f"{format_number(floor['hash_s'])} s = {format_number(floor['total_s'])} s",
-        "durable: artifact.wait() returned in a thread started after log_artifact (a GIL hand-off, up to ~5 ms, "
-        f"is included); the AFTER window is {result['after_s']:g} s, or until the version is durable + {TAIL_S:g} s "
-        "if that is later",
-        f"mplogger code: sources digest {result['code']}"
-        + (" (CHANGED while this ran: figures mix two versions)" if "->" in result["code"] else "")
-        + f"; machine load average (1 min) before/after: {result['loadavg_1min']['before']:.2f} / "
-          f"{result['loadavg_1min']['after']:.2f} on {os.cpu_count()} CPUs",
+            out.notes.append(f"  {name}{f' #{rep + 1}' if repeats > 1 else ''}: {calls}{durable}")
+    floor = samples["floor"][0]
+    out.notes += [
+        f"floor: shutil.copyfile {format_number(floor['copy_s'] * 1e3)} ms + sha256 of the copy "
+        f"{format_number(floor['hash_s'])} s",
+        "durable: artifact.wait() returned in a thread started after log_artifact; the AFTER window lasts "
+        f"{result['after_s']:g} s, or until the version is durable + {TAIL_S:g} s if that is later",
+        code_note(result["code"], result["load"]),
         "verified: rows stored (runs.rows and the history) == rows logged, the run finished, version ckpt:v0 of "
         "SIZE bytes, its download equal byte for byte",
     ]
-    return "\n".join(out)
+    return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--child" in argv:
-        return child_main(argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_artifacts",
-                                     description="a checkpoint artifact logged from a training loop, against "
-                                                 "the loop without it and copyfile + sha256")
-    parser.add_argument("--artifact-mb", type=int, help=f"checkpoint size in MiB (default ${SIZE_VARIABLE} or "
-                                                        f"{DEFAULT_MB})")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--before-s", type=float, default=WINDOWS[0], help="loop seconds before the checkpoint")
-    parser.add_argument("--after-s", type=float, default=WINDOWS[1], help="loop seconds after it")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_MB} MiB, windows {QUICK_WINDOWS} s")
-    parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    size = args.artifact_mb or (QUICK_MB if args.quick else None)
-    windows = QUICK_WINDOWS if args.quick else (args.before_s, args.after_s)
-    try:
-        result = collect(size, args.repeats, windows, progress=sys.stderr.isatty())
-    except BenchmarkFailed as exc:
-        sys.stderr.write(f"\nBENCHMARK FAILED: {exc}\n")
-        return 1
-    print(render(result))
-    if args.json:
-        from benchmarks.common import write_results
-
-        write_results(args.json, result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@section(SECTION, "a checkpoint file (--artifact-mb, default 1024 MiB) logged with add_file + log_artifact from a "
+                  "loop that logs 10 floats a step, against copyfile + sha256 and the loop without it")
+def artifacts_section(o: Options) -> Report:
+    size_mb = o.artifact_mb or o.sized(default_mb(), QUICK_MB)
+    windows = (o.param(SECTION, "before_s", WINDOWS[0]), o.param(SECTION, "after_s", WINDOWS[1]))
+    return report(collect(size_mb=size_mb, repeats=o.repeats or 1, windows=o.sized(windows, QUICK_WINDOWS)))

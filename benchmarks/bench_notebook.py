@@ -42,26 +42,25 @@ With repeats, the two scenarios are interleaved and their order rotated; each fi
 median over repeats. Ratios: live / no card (for steps/s: no card / live), so above 1 is slower
 with the card. Nothing else should run meanwhile (the kernel, mplogger's manager and worker and
 the card's renderer share the machine's CPUs).
-``python -m benchmarks.bench_notebook [--repeats R] [--seconds S] [--json PATH]``.
+``python -m benchmarks --only notebook [--repeats R] [--set notebook.seconds=S] [--json PATH]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import queue
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from benchmarks.bench_artifacts import code_digest
-from benchmarks.bench_core import REPO_ROOT, RESULT_MARK, BenchmarkFailed
-from benchmarks.common import format_number, table_lines
+from benchmarks.common import BenchmarkFailed, code_digest, code_note
+from benchmarks.figures import Report
+from benchmarks.registry import Options, section
+from benchmarks.runner import child_env
 
 SCENARIOS = ("no card", "live card")
 STEP_US = 50.0
@@ -74,16 +73,17 @@ KERNEL_NAME = "mplogger-bench-notebook"
 STARTUP_TIMEOUT_S = 120
 CELL_TIMEOUT_S = 180  # beyond the loop's own seconds
 STORE_FOLDER = "mplogger-runs"
+SECTION = "notebook"
 
 SETUP_CELL = """\
 import json, mplogger
 from benchmarks.scenarios import child_calibrate
-print({mark!r} + json.dumps(child_calibrate({step_us!r})))
+json.dump(child_calibrate({step_us!r}), open({out!r}, "w"))
 """
 
 INIT_CELL = """\
 run = mplogger.init(project="bench-notebook", dir={root!r})
-print({mark!r} + json.dumps({{"root": run.root, "id": run.id}}))
+json.dump({{"root": run.root, "id": run.id}}, open({out!r}, "w"))
 """
 
 DISPLAY_CELL = "run"
@@ -91,7 +91,8 @@ DISPLAY_CELL = "run"
 LOOP_CELL = """\
 def _bench_loop(run, k, seconds, keys):
     import array, itertools, time
-    from benchmarks.scenarios import _work, percentile
+    from benchmarks.common import percentile
+    from benchmarks.scenarios import _work
     pool = [{{f"k{{j}}": (i * keys + j) * 0.001 + 0.5 for j in range(keys)}} for i in range(1024)]
     ns = time.perf_counter_ns
     work, log = _work, run.log
@@ -117,14 +118,14 @@ def _bench_loop(run, k, seconds, keys):
             "slow_steps": sum(1 for s in spans if s > {slow_ns}),
             "slow_ms": sum(s for s in spans if s > {slow_ns}) / 1e6,
             "slowest": [{{"ms": spans[j] / 1e6, "at_s": at[j] / 1e9}} for j in slowest]}}
-print({mark!r} + json.dumps(_bench_loop(run, {k!r}, {seconds!r}, {keys!r})))
+json.dump(_bench_loop(run, {k!r}, {seconds!r}, {keys!r}), open({out!r}, "w"))
 """
 
 FINISH_CELL = """\
 import time as _time
 _t = _time.perf_counter()
 run.finish()
-print({mark!r} + json.dumps({{"finish_ms": (_time.perf_counter() - _t) * 1e3}}))
+json.dump({{"finish_ms": (_time.perf_counter() - _t) * 1e3}}, open({out!r}, "w"))
 """
 
 
@@ -139,13 +140,9 @@ def kernel_available() -> bool:
 
 
 def kernel_env(ipython_dir: str) -> Dict[str, str]:
-    """The kernel's environment: no MPLOGGER_* variable, this repository first on PYTHONPATH, an
-    IPython profile folder of its own (no user startup files)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MPLOGGER_")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH", "")) if p)
-    env["IPYTHONDIR"] = ipython_dir
-    env.pop("JPY_PARENT_PID", None)
-    return env
+    """The kernel's environment: a child's clean one, with an IPython profile folder of its own (no
+    user startup files)."""
+    return child_env({"IPYTHONDIR": ipython_dir, "JPY_PARENT_PID": None})
 
 
 class Kernel:
@@ -164,6 +161,7 @@ class Kernel:
         os.makedirs(ipython_dir)
         self.km = KernelManager(kernel_name=KERNEL_NAME,
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[os.path.join(folder, "kernels")]))
+        self.folder = folder
         self.log_path = os.path.join(folder, "kernel.log")
         with open(self.log_path, "wb") as log:  # the kernel's own output: shown when something fails
             self.km.start_kernel(env=kernel_env(ipython_dir), cwd=folder, stdout=log, stderr=subprocess.STDOUT)
@@ -175,9 +173,14 @@ class Kernel:
             self.close()
             raise
 
-    def execute(self, code: str, timeout: float, display_id: Optional[str] = None) -> Dict[str, Any]:
-        """Run one cell; what it printed, displayed, and the update_display_data messages seen on
+    def execute(self, cell: str, timeout: float, display_id: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+        """Run one cell (``cell`` formatted with ``fields`` and ``out``, the file it writes its JSON
+        result to); its result, what it displayed, and the update_display_data messages seen on
         iopub until its ``status: idle`` (``display_id``: those of that id; else every one)."""
+        out = os.path.join(self.folder, "cell-result.json")
+        if os.path.exists(out):
+            os.unlink(out)
+        code = cell.format(out=out, **fields)
         msg_id = self.kc.execute(code)
         stdout: List[str] = []
         displays: List[Dict[str, Any]] = []
@@ -217,12 +220,16 @@ class Kernel:
                 break
         if errors:
             raise BenchmarkFailed(f"a cell failed in the kernel:\n{code}\n{errors[0][-4000:]}\n{self.output()}")
-        printed = "".join(stdout)
-        results = [line[len(RESULT_MARK):] for line in printed.splitlines() if line.startswith(RESULT_MARK)]
-        if RESULT_MARK.strip() in code and not results:
-            raise BenchmarkFailed(f"a cell printed no result:\n{code}\nit printed:\n{printed[-4000:]}")
-        return {"result": json.loads(results[-1]) if results else None, "displays": displays,
-                "updates": updates, "other_updates": other_updates, "update_at_s": update_at}
+        result = None
+        if "{out" in cell:
+            try:
+                with open(out) as f:
+                    result = json.load(f)
+            except (OSError, ValueError) as exc:
+                raise BenchmarkFailed(f"a cell wrote no result ({exc!r}):\n{code}\nit printed:\n"
+                                      f"{''.join(stdout)[-4000:]}") from None
+        return {"result": result, "displays": displays, "updates": updates, "other_updates": other_updates,
+                "update_at_s": update_at}
 
     def output(self, chars: int = 4000) -> str:
         """The end of what the kernel process wrote on its stdout and stderr."""
@@ -239,19 +246,16 @@ class Kernel:
             self.km.shutdown_kernel(now=False)
 
 
-def measure(scenario: str, seconds: float, k: Optional[int], progress: Callable[[str], None]) -> Dict[str, Any]:
+def measure(scenario: str, seconds: float, k: Optional[int]) -> Dict[str, Any]:
     """One sample of ``scenario`` in a fresh kernel against a fresh store (``k``: the step's loop
     count; None: the one calibrated by this kernel); its checked figures."""
     folder = tempfile.mkdtemp(prefix="mplogger-bench-notebook-")
     try:
-        progress(f"{scenario}: starting a kernel")
         kernel = Kernel(folder)
         try:
-            calibration = kernel.execute(SETUP_CELL.format(mark=RESULT_MARK, step_us=STEP_US),
-                                         CELL_TIMEOUT_S)["result"]
+            calibration = kernel.execute(SETUP_CELL, CELL_TIMEOUT_S, step_us=STEP_US)["result"]
             k = calibration["k"] if k is None else k
-            started = kernel.execute(INIT_CELL.format(mark=RESULT_MARK, root=os.path.join(folder, STORE_FOLDER)),
-                                     CELL_TIMEOUT_S)["result"]
+            started = kernel.execute(INIT_CELL, CELL_TIMEOUT_S, root=os.path.join(folder, STORE_FOLDER))["result"]
             display_id = None
             if scenario == "live card":
                 shown = kernel.execute(DISPLAY_CELL, CELL_TIMEOUT_S)
@@ -261,11 +265,9 @@ def measure(scenario: str, seconds: float, k: Optional[int], progress: Callable[
                     raise BenchmarkFailed(f"notebook {scenario}: displaying the run gave {len(shown['displays'])} "
                                           f"display(s) with display ids {ids}, expected one live card")
                 display_id = ids[0]
-            progress(f"{scenario}: the loop ({seconds:g} s)")
-            loop = kernel.execute(LOOP_CELL.format(mark=RESULT_MARK, k=k, seconds=float(seconds), keys=KEYS,
-                                                   slowest=SLOWEST, slow_ns=SLOW_NS),
-                                  seconds + CELL_TIMEOUT_S, display_id)
-            finish = kernel.execute(FINISH_CELL.format(mark=RESULT_MARK), CELL_TIMEOUT_S, display_id)
+            loop = kernel.execute(LOOP_CELL, seconds + CELL_TIMEOUT_S, display_id, k=k, seconds=float(seconds),
+                                  keys=KEYS, slowest=SLOWEST, slow_ns=SLOW_NS)
+            finish = kernel.execute(FINISH_CELL, CELL_TIMEOUT_S, display_id)
         finally:
             kernel.close()
         out = dict(loop["result"], scenario=scenario, k=k, calibration=calibration, run_id=started["id"],
@@ -296,133 +298,83 @@ def check(result: Dict[str, Any]) -> None:
         raise BenchmarkFailed(f"{what}: {result['updates']} display updates arrived, yet nothing was displayed")
 
 
-#: figure -> (label, how it is read from a sample, "time" (live / no card) or "rate" (no card / live) or None)
-SPEC: List[Tuple[str, str, Callable[[Dict[str, Any]], Optional[float]], Optional[str]]] = [
-    ("steps_per_s", "steps/s", lambda r: r["steps_per_s"], "rate"),
-    ("median_us", "step median, µs", lambda r: r["median_us"], "time"),
-    ("p99_us", "step p99, µs", lambda r: r["p99_us"], "time"),
-    ("p999_us", "step p99.9, µs", lambda r: r["p999_us"], "time"),
-    ("worst_ms", "step worst, ms", lambda r: r["worst_ms"], "time"),
-    ("slow_per_s", "steps > 1 ms, per s", lambda r: r["slow_steps"] / r["loop_s"], "time"),
-    ("slow_ms_per_s", "  time in them, ms per s", lambda r: r["slow_ms"] / r["loop_s"], "time"),
-    ("updates", "card updates during the loop", lambda r: r["updates"], None),
-    ("finish_ms", "finish(), ms", lambda r: r["finish_ms"], "time"),
+#: figure -> (label, unit, how a sample gives it, whether the ratio live / no card is shown)
+SPEC: List[Tuple[str, str, Callable[[Dict[str, Any]], Optional[float]], bool]] = [
+    ("steps", "steps/s", lambda r: r["steps_per_s"], True),
+    ("step median", "µs", lambda r: r["median_us"], True),
+    ("step p99", "µs", lambda r: r["p99_us"], True),
+    ("step p99.9", "µs", lambda r: r["p999_us"], True),
+    ("step worst", "ms", lambda r: r["worst_ms"], True),
+    ("steps > 1 ms", "per s", lambda r: r["slow_steps"] / r["loop_s"], True),
+    ("  time in them", "ms per s", lambda r: r["slow_ms"] / r["loop_s"], True),
+    ("card updates during the loop", "", lambda r: r["updates"], False),
+    ("finish()", "ms", lambda r: r["finish_ms"], True),
 ]
+NO_CARD, LIVE = SCENARIOS
 
 
-def _median(values: List[Optional[float]]) -> Optional[float]:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _ratio(live: Optional[float], base: Optional[float], how: Optional[str]) -> Optional[float]:
-    if how is None or live is None or base is None or not live or not base:
-        return None
-    return base / live if how == "rate" else live / base
-
-
-def collect(repeats: int = 3, seconds: float = SECONDS, progress: bool = False) -> Dict[str, Any]:
-    """Both scenarios ``repeats`` times (interleaved, order rotated, each in a fresh kernel); the
-    medians, the ratios live / no card, and every sample."""
+def collect(repeats: int = 3, seconds: float = SECONDS) -> Dict[str, Any]:
+    """Both scenarios ``repeats`` times (interleaved, order rotated, each in a fresh kernel): their
+    samples, and what the run was."""
     if repeats < 1 or seconds <= 0:
         raise ValueError("repeats must be >= 1 and seconds > 0")
-    echo = (lambda text: (sys.stderr.write(f"\r  {text:<60}"), sys.stderr.flush())) if progress else (lambda _: None)
-    code_before = code_digest()
-    load_before = os.getloadavg()[0]
+    code_before, load_before = code_digest(), os.getloadavg()[0]
     samples: Dict[str, List[Dict[str, Any]]] = {name: [] for name in SCENARIOS}
     k: Optional[int] = None
-    step_us: Optional[float] = None
     for rep in range(repeats):
         first = rep % len(SCENARIOS)
         for scenario in SCENARIOS[first:] + SCENARIOS[:first]:
-            sample = measure(scenario, seconds, k,
-                             lambda text, rep=rep: echo(f"{text} ({rep + 1}/{repeats})"))
-            if k is None:
-                k, step_us = sample["k"], sample["calibration"]["step_us"]
+            sample = measure(scenario, seconds, k)
+            k = sample["k"]
             samples[scenario].append(sample)
-    if progress:
-        sys.stderr.write("\r" + " " * 64 + "\r")
     code_after = code_digest()
-    load_after = os.getloadavg()[0]
-    figures = {name: {key: _median([get(r) for r in samples[name]]) for key, _, get, _ in SPEC} for name in SCENARIOS}
-    ratios = {key: _ratio(figures["live card"][key], figures["no card"][key], how) for key, _, _, how in SPEC}
-    rows = {name: {"logged": sum(r["steps"] for r in samples[name]), "stored": sum(r["rows_stored"] for r in samples[name])}
-            for name in SCENARIOS}
-    return {"repeats": repeats, "seconds": seconds, "k": k, "step_us": step_us, "keys": KEYS,
-            "figures": figures, "ratios": ratios, "rows": rows,
-            "finish_updates": {name: sum(r["finish_updates"] for r in samples[name]) for name in SCENARIOS},
+    return {"repeats": repeats, "seconds": seconds, "samples": samples,
             "code": code_before if code_before == code_after else f"{code_before} -> {code_after}",
-            "loadavg_1min": {"before": load_before, "after": load_after}, "samples": samples, "verified": True}
+            "load": (load_before, os.getloadavg()[0])}
 
 
-def render(result: Dict[str, Any]) -> List[str]:
-    """The table and its notes, as lines."""
-    def value_cell(key: str, value: Optional[float]) -> str:
-        if value is not None and key == "updates":
-            return f"{value:g}"
-        return format_number(value)
-
-    headers = ["figure", "no card", "live card", "live / no card"]
-    cells = []
-    for key, label, _, _ in SPEC:
-        ratio = result["ratios"][key]
-        cells.append([label, value_cell(key, result["figures"]["no card"][key]),
-                      value_cell(key, result["figures"]["live card"][key]), "-" if ratio is None else f"{ratio:.2f}x"])
-    rows = result["rows"]
-    cells.append(["rows stored / steps logged"] + [f"{rows[n]['stored']:,} / {rows[n]['logged']:,}" for n in SCENARIOS]
-                 + [""])
-    repeats = result["repeats"]
-    slowest = []
+def report(result: Dict[str, Any]) -> Report:
+    """A column per scenario, the ratio live / no card, a line per figure; the slowest steps and
+    the card's update times as notes."""
+    out = Report()
+    samples = result["samples"]
+    for label, unit, get, compared in SPEC:
+        for name in SCENARIOS:
+            out.add(SECTION, name, label, [get(r) for r in samples[name]], unit,
+                    NO_CARD if compared and name == LIVE else None)
     for name in SCENARIOS:
-        for rep, sample in enumerate(result["samples"][name]):
-            steps = ", ".join(f"{s['ms']:.1f} ms at {s['at_s']:.2f} s" for s in sample["slowest"])
-            slowest.append(f"  {name}{f' #{rep + 1}' if repeats > 1 else ''}: {steps}")
-    arrivals = [f"  #{rep + 1}: " + (", ".join(f"{t:.2f}" for t in sample["update_at_s"]) or "none")
-                for rep, sample in enumerate(result["samples"]["live card"])]
-    return [
-        f"mplogger notebook benchmark — a loop of ~{result['step_us']:.0f} µs work + log() of {result['keys']} floats "
-        f"per step for {result['seconds']:g} s in a Jupyter kernel, without and with the run's live card displayed; "
-        f"{'median of ' + str(repeats) + ' repeats' if repeats > 1 else 'single run'}, each in a fresh kernel",
-        "ratios: live / no card (steps/s: no card / live); above 1 is slower with the card",
-        "",
-        *table_lines(headers, cells),
-        "",
+        out.add(SECTION, name, "rows stored / steps logged", f"{sum(r['rows_stored'] for r in samples[name]):,} / "
+                                                              f"{sum(r['steps'] for r in samples[name]):,}")
+    repeats = result["repeats"]
+    first = samples[LIVE][0]
+    out.notes += [
+        f"a loop of ~{first['calibration']['step_us']:.0f} µs work + log() of {KEYS} floats per step for "
+        f"{result['seconds']:g} s in a Jupyter kernel, without and with the run's live card displayed; "
+        f"{'median of ' + str(repeats) + ' repeats' if repeats > 1 else 'single run'}, each in a fresh kernel; "
+        "ratios live ÷ no card (steps/s: no card ÷ live), above 1 is slower with the card",
         f"the {SLOWEST} slowest steps of each loop, at seconds after its start:",
-        *slowest,
-        "live card updates arrived (seconds after the loop cell was sent; the card was displayed just before):",
-        *arrivals,
+    ]
+    for name in SCENARIOS:
+        for rep, sample in enumerate(samples[name]):
+            steps = ", ".join(f"{s['ms']:.1f} ms at {s['at_s']:.2f} s" for s in sample["slowest"])
+            out.notes.append(f"  {name}{f' #{rep + 1}' if repeats > 1 else ''}: {steps}")
+    out.notes.append("live card updates arrived (seconds after the loop cell was sent; the card was displayed "
+                     "just before):")
+    out.notes += [f"  #{rep + 1}: " + (", ".join(f"{t:.2f}" for t in sample["update_at_s"]) or "none")
+                  for rep, sample in enumerate(samples[LIVE])]
+    out.notes += [
         f"card updates at finish() (the last one, rendered in the kernel by finish()): "
-        f"{result['finish_updates']['live card']} over {len(result['samples']['live card'])} live run(s)",
-        f"mplogger code: sources digest {result['code']}"
-        + (" (CHANGED while this ran: figures mix two versions)" if "->" in result["code"] else "")
-        + f"; machine load average (1 min) before/after: {result['loadavg_1min']['before']:.2f} / "
-          f"{result['loadavg_1min']['after']:.2f} on {os.cpu_count()} CPUs",
+        f"{sum(r['finish_updates'] for r in samples[LIVE])} over {len(samples[LIVE])} live run(s)",
+        code_note(result["code"], result["load"]),
         "verified: rows stored (mplogger.Api) == steps logged, the run finished; no display update without a card",
     ]
+    return out
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_notebook",
-                                     description="a training loop in a Jupyter kernel, with and without a live run card")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=SECONDS, help="seconds of the timed loop")
-    parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
+@section(SECTION, "a training loop (~50 µs of work + log() of 10 floats a step) in a real Jupyter kernel, "
+                  "without and with the run's live card displayed (needs ipykernel and jupyter_client)")
+def notebook_section(o: Options) -> Report:
     if not kernel_available():
-        print("skipped: needs ipykernel and jupyter_client")
-        return 0
-    try:
-        result = collect(args.repeats, args.seconds, progress=sys.stderr.isatty())
-    except BenchmarkFailed as exc:
-        sys.stderr.write(f"\nBENCHMARK FAILED: {exc}\n")
-        return 1
-    print("\n".join(render(result)))
-    if args.json:
-        from benchmarks.common import write_results
-
-        write_results(args.json, result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        return Report(notes=["skipped: needs ipykernel (pip install ipykernel jupyter_client)"])
+    seconds = float(o.param(SECTION, "seconds", o.sized(SECONDS, QUICK_SECONDS)))
+    return report(collect(repeats=o.repeats or o.sized(3, 1), seconds=seconds))

@@ -1,6 +1,6 @@
 """Store benchmark: writing a long run, reading it back, and the store's size, each next to its floor.
 
-For each size N (default 10^5 and 10^6 rows of 10 floats, keys k0..k9 as :func:`bench_core.make_pool`),
+For each size N (default 10^5 and 10^6 rows of 10 floats; ``--keys``),
 in fresh interpreters, one measurement each, against a store in a temporary folder removed afterwards:
 
 mplogger
@@ -35,24 +35,26 @@ Ratios are value / floor (for rows/s: floor / value), so above 1 is slower or la
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gc
-import json
 import os
 import shutil
 import sqlite3
-import statistics
-import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from benchmarks import bench_core
-from benchmarks.bench_core import (CHILD_TIMEOUT_S, clean_child_env, report_child, MASK, RESULT_MARK, BenchmarkFailed, keys_now,
-                                   make_pool, perf)
-from benchmarks.common import format_number, table_lines
+from benchmarks.bench_core import floor_child
+from benchmarks.common import MASK, BenchmarkFailed, make_pool
+from benchmarks.figures import Report, ratio
+from benchmarks.registry import Options, keys, section
+from benchmarks.runner import command, fresh
 
+CHILD_TIMEOUT_S = 600
+SECTION = "store"
+
+perf = time.perf_counter
 SIZES = (100_000, 1_000_000)
 QUICK_SIZES = (10_000, 50_000)
 STORE_FOLDER = "mplogger-runs"  # init(dir=...) and Api(...) use this folder as the store itself
@@ -70,11 +72,11 @@ with open(sys.argv[2], "w", newline="") as out:
 
 def read_key() -> str:
     """The key the one-key reads use: k3 (the last key when fewer than 4 are logged)."""
-    return f"k{min(3, keys_now() - 1)}"
+    return f"k{min(3, keys() - 1)}"
 
 
 def all_keys() -> List[str]:
-    return [f"k{j}" for j in range(keys_now())]
+    return [f"k{j}" for j in range(keys())]
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,7 +159,7 @@ def check_csv(path: str, expected: int, keys: Sequence[str], what: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# children: each runs in a fresh interpreter and prints one RESULT_MARK line of JSON
+# children: each runs in a fresh interpreter (benchmarks.runner.fresh)
 # --------------------------------------------------------------------------------------------
 
 
@@ -326,91 +328,41 @@ def child_floor_read(folder: str, expect: int) -> Dict[str, Any]:
     return out
 
 
-def child_main(argv: List[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks.bench_store --child")
-    parser.add_argument("--child", required=True, choices=("write", "key", "full", "pandas", "floor-build",
-                                                           "floor-read"))
-    parser.add_argument("--root", required=True, help="the store (write, reads) or the floors' folder")
-    parser.add_argument("--n", type=int, required=True, help="rows to write (write, floor-build)")
-    parser.add_argument("--expect", type=int, help="rows every check expects (default --n)")
-    parser.add_argument("--run", help="the run to read")
-    args = parser.parse_args(argv)
-    expect = args.n if args.expect is None else args.expect
-    def measure() -> Dict[str, Any]:
-        if args.child == "write":
-            return child_write(args.root, args.n, expect)
-        if args.child == "floor-build":
-            return child_floor_build(args.root, args.n)
-        if args.child == "floor-read":
-            return child_floor_read(args.root, expect)
-        return child_read(args.child, args.root, args.run, expect)
-
-    return report_child(measure)
-
-
 # --------------------------------------------------------------------------------------------
-# the parent: runs the children and the CLI, aggregates, prints the table
+# the parent: runs the children and the CLI, aggregates
 # --------------------------------------------------------------------------------------------
 
 
-def _run(cmd: List[str], what: str, cwd: str) -> Tuple[float, subprocess.CompletedProcess]:
-    t = perf()
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=clean_child_env(), capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchmarkFailed(f"{what} ran past {CHILD_TIMEOUT_S} s") from exc
-    wall = perf() - t
-    if proc.returncode != 0:
-        raise BenchmarkFailed(f"{what} failed with exit code {proc.returncode}:\n"
-                              f"{(proc.stderr.strip() or proc.stdout.strip())[-4000:]}")
-    return wall, proc
+def _child(name: str, cwd: str, **kwargs: Any) -> Dict[str, Any]:
+    return fresh(f"benchmarks.bench_store:child_{name}", CHILD_TIMEOUT_S, cwd=cwd, **kwargs)
 
 
-def run_child(kind: str, root: str, n: int, cwd: str, expect: Optional[int] = None,
-              run_id: Optional[str] = None) -> Dict[str, Any]:
-    """``python -m benchmarks.bench_store --child KIND`` in a fresh interpreter; its JSON result."""
-    cmd = [sys.executable, "-m", "benchmarks.bench_store", "--child", kind, "--root", root, "--n", str(n)]
-    if expect is not None:
-        cmd += ["--expect", str(expect)]
-    if run_id:
-        cmd += ["--run", run_id]
-    _, proc = _run(cmd, f"store {kind} (n={n})", cwd)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if not lines:
-        raise BenchmarkFailed(f"store {kind} (n={n}) printed no result:\n{proc.stdout[-4000:]}")
-    if proc.stderr.strip():
-        sys.stderr.write(f"[store {kind} stderr]\n{proc.stderr}")
-    return json.loads(lines[-1][len(RESULT_MARK):])
+def _run(cmd: List[str], what: str, cwd: str) -> Tuple[float, str]:
+    return command(cmd, CHILD_TIMEOUT_S, what=what, cwd=cwd)
 
 
 def _cli(args: List[str], what: str, cwd: str) -> float:
-    wall, proc = _run([sys.executable, "-m", "mplogger", *args], what, cwd)
-    return wall
+    return _run([sys.executable, "-m", "mplogger", *args], what, cwd)[0]
 
 
-def measure(n: int, expect: Optional[int] = None, progress: Callable[[str], None] = lambda _: None
-            ) -> Dict[str, Any]:
+def measure(n: int, expect: Optional[int] = None) -> Dict[str, Any]:
     """Every figure of one size N (a fresh store, removed afterwards); ``expect``: the row count every
     check expects (default N; another value makes the checks fail, for the tests)."""
     expect = n if expect is None else expect
     folder = tempfile.mkdtemp(prefix="mplogger-bench-store-")
     try:
         root = os.path.join(folder, STORE_FOLDER)
-        progress(f"N={n:,}: mplogger write")
-        write = run_child("write", root, n, folder, expect)
+        write = _child("write", folder, root=root, n=n, expect=expect)
         run_id = write["run_id"]
-        progress(f"N={n:,}: write floor")
-        floor = bench_core.run_child("floor", n)
+        floor = floor_child(n)
         if floor["count"] != expect:
             raise BenchmarkFailed(f"write floor: the consumer unpickled {floor['count']} rows; expected {expect}")
-        progress(f"N={n:,}: read floor tables")
-        built = run_child("floor-build", folder, n, folder)
+        built = _child("floor_build", folder, folder=folder, n=n)
         reads = {}
         for kind in ("floor-read", "key", "full", "pandas"):
-            progress(f"N={n:,}: read {kind}")
-            reads[kind] = run_child(kind, folder if kind == "floor-read" else root, n, folder, expect, run_id)
+            reads[kind] = (_child("floor_read", folder, folder=folder, expect=expect) if kind == "floor-read"
+                           else _child("read", folder, kind=kind, root=root, run_id=run_id, expect=expect))
 
-        progress(f"N={n:,}: report")
         report = os.path.join(folder, "report.html")
         report_floor_s = _cli(["report", "--help"], "mplogger report --help", folder)
         report_s = _cli(["report", run_id, "--dir", root, "-o", report], f"mplogger report {run_id}", folder)
@@ -419,7 +371,6 @@ def measure(n: int, expect: Optional[int] = None, progress: Callable[[str], None
         if run_id not in html or read_key() not in html:
             raise BenchmarkFailed(f"mplogger report: {report} does not name run {run_id} and key {read_key()}")
 
-        progress(f"N={n:,}: CSV export")
         exported = os.path.join(folder, "h.csv")
         csv_s = _cli(["history", run_id, "-o", exported, "--dir", root], f"mplogger history {run_id} -o h.csv",
                      folder)
@@ -471,185 +422,98 @@ def measure(n: int, expect: Optional[int] = None, progress: Callable[[str], None
     }
 
 
-#: figure -> (label, its floor, how the ratio is taken, goal at the larger size)
-#: goal: ("ratio", x) the ratio to the floor at most x; ("value", x, unit) the value at most x
-SPEC: List[Tuple[str, str, Optional[str], str, Optional[tuple]]] = [
-    ("log_us", "log() µs per call, flat out", "write_floor_us", "time", ("ratio", 2.0)),
-    ("write_e2e_s", "write end to end s (log..finish)", "write_floor_e2e_s", "time", ("ratio", 2.0)),
-    ("write_rows_per_s", "  end-to-end rows/s", "write_floor_rows_per_s", "rate", None),
-    ("finish_s", "  finish() s", "write_floor_drain_s", "time", None),
-    ("key_read_s", 'history(keys=["k3"]) s', "read_floor_s", "time", ("ratio", 3.0)),
-    ("full_read_s", "history() s, every key", "read_floor_s", "time", None),
-    ("pandas_read_s", "history(pandas=True) s", "read_floor_s", "time", None),
-    ("report_s", "mplogger report RUN s (wall)", "report_floor_s", "time", ("value", 3.0, "s")),
-    ("csv_s", "mplogger history RUN -o h.csv s (wall)", "csv_floor_s", "time", ("value", 8.0, "s")),
-    ("bytes_per_row", "store bytes a row (db + wal)", "plain_bytes_per_row", "size", ("value", 120.0, "B")),
-    ("bytes_per_row_closed", "  … after teardown()", "plain_bytes_per_row", "size", None),
-    ("key_read_rss_mb", "peak RSS growth, one-key read MB", "read_floor_rss_mb", "size", ("ratio", 1.2)),
-    ("full_read_rss_mb", "peak RSS growth, history() MB", "read_floor_rss_mb", "size", None),
-    ("pandas_rss_mb", "peak RSS growth, pandas MB", "read_floor_rss_mb", "size", None),
+#: figure -> (label, unit, its floor, goal at the larger size): ("ratio", x) at most x times its
+#: floor, or ("value", x) at most x in its unit
+SPEC: List[Tuple[str, str, str, Optional[str], Optional[Tuple[str, float]]]] = [
+    ("log_us", "log() per call, flat out", "µs", "write_floor_us", ("ratio", 2.0)),
+    ("write_e2e_s", "write end to end (log..finish)", "s", "write_floor_e2e_s", ("ratio", 2.0)),
+    ("write_rows_per_s", "  end to end", "rows/s", "write_floor_rows_per_s", None),
+    ("finish_s", "  finish()", "s", "write_floor_drain_s", None),
+    ("key_read_s", 'history(keys=["k3"])', "s", "read_floor_s", ("ratio", 3.0)),
+    ("full_read_s", "history(), every key", "s", "read_floor_s", None),
+    ("pandas_read_s", "history(pandas=True)", "s", "read_floor_s", None),
+    ("report_s", "mplogger report RUN (wall)", "s", "report_floor_s", ("value", 3.0)),
+    ("csv_s", "mplogger history RUN -o h.csv (wall)", "s", "csv_floor_s", ("value", 8.0)),
+    ("bytes_per_row", "store bytes a row (db + wal)", "B", "plain_bytes_per_row", ("value", 120.0)),
+    ("bytes_per_row_closed", "  … after teardown()", "B", "plain_bytes_per_row", None),
+    ("key_read_rss_mb", "peak RSS growth, one-key read", "MB", "read_floor_rss_mb", ("ratio", 1.2)),
+    ("full_read_rss_mb", "peak RSS growth, history()", "MB", "read_floor_rss_mb", None),
+    ("pandas_rss_mb", "peak RSS growth, pandas", "MB", "read_floor_rss_mb", None),
 ]
-FLOOR_LABELS = [
-    ("write_floor_us", "floor: µs per record (SimpleQueue)"),
-    ("write_floor_e2e_s", "floor: write end to end s"),
-    ("write_floor_rows_per_s", "floor: end-to-end rows/s"),
-    ("write_floor_drain_s", "floor: drain after last record s"),
-    ("read_floor_s", "floor: one SELECT into dicts s"),
-    ("read_floor_rss_mb", "floor: peak RSS growth of its list MB"),
-    ("report_floor_s", "floor: mplogger report --help s"),
-    ("csv_floor_s", "floor: csv.writer of a plain table s"),
-    ("plain_bytes_per_row", "floor: plain SQLite table bytes a row"),
+FLOORS: List[Tuple[str, str, str]] = [
+    ("write_floor_us", "floor: per record (SimpleQueue)", "µs"),
+    ("write_floor_e2e_s", "floor: write end to end", "s"),
+    ("write_floor_rows_per_s", "floor: end to end", "rows/s"),
+    ("write_floor_drain_s", "floor: drain after the last record", "s"),
+    ("read_floor_s", "floor: one SELECT into dicts", "s"),
+    ("read_floor_rss_mb", "floor: peak RSS growth of its list", "MB"),
+    ("report_floor_s", "floor: mplogger report --help", "s"),
+    ("csv_floor_s", "floor: csv.writer of a plain table", "s"),
+    ("plain_bytes_per_row", "floor: plain SQLite table bytes a row", "B"),
 ]
+GROWTH = "growth"
 
 
-def _ratio(value: Optional[float], floor: Optional[float], how: str) -> Optional[float]:
-    if value is None or not floor or not value:
-        return None
-    return floor / value if how == "rate" else value / floor
-
-
-def _median_of(samples: List[Dict[str, Any]], part: str) -> Dict[str, Optional[float]]:
-    names = samples[0][part]
-    out: Dict[str, Optional[float]] = {}
-    for name in names:
-        values = [s[part][name] for s in samples if s[part][name] is not None]
-        out[name] = statistics.median(values) if values else None
-    return out
-
-
-def collect(sizes: Sequence[int] = SIZES, repeats: int = 1, progress: bool = True,
-            expect: Optional[int] = None) -> Dict[str, Any]:
-    """Every figure at every size (medians over ``repeats`` fresh measurements), their ratios to the
-    floors, growth from the smallest to the largest size, and the goals checked at the largest."""
+def collect(sizes: Sequence[int] = SIZES, repeats: int = 1, expect: Optional[int] = None) -> Dict[int, List[Dict[str, Any]]]:
+    """``repeats`` fresh measurements at every size: size -> its samples (see :func:`measure`)."""
     sizes = sorted(set(sizes))
     if not sizes or sizes[0] < 1 or repeats < 1:
         raise ValueError("sizes and repeats must be >= 1")
-    echo = (lambda text: (sys.stderr.write(f"\r  {text:<60}"), sys.stderr.flush())) if progress else (lambda _: None)
-    by_size: Dict[str, Any] = {}
-    samples: Dict[str, List[Dict[str, Any]]] = {}
+    return {n: [measure(n, expect) for _ in range(repeats)] for n in sizes}
+
+
+def _label(label: str) -> str:
+    return label.replace('"k3"', f'"{read_key()}"')
+
+
+def report(samples: Dict[int, List[Dict[str, Any]]]) -> Report:
+    """A row per figure and floor, a column per size (with the ratio to the floor), the growth from
+    the smallest size to the largest, and the goal checked at the largest."""
+    out = Report(turn=False)
+    sizes = sorted(samples)
     for n in sizes:
-        runs = []
-        for rep in range(repeats):
-            runs.append(measure(n, expect, progress=lambda text, rep=rep: echo(f"{text} ({rep + 1}/{repeats})")))
-        samples[str(n)] = runs
-        figures, floors = _median_of(runs, "figures"), _median_of(runs, "floors")
-        ratios = {name: _ratio(figures[name], floors[floor], how) for name, _, floor, how, _ in SPEC if floor}
-        by_size[str(n)] = {"n": n, "figures": figures, "floors": floors, "ratios": ratios,
-                           "pandas": runs[0]["pandas"], "repeats": repeats}
-    if progress:
-        sys.stderr.write("\r" + " " * 64 + "\r")
-    small, large = by_size[str(sizes[0])], by_size[str(sizes[-1])]
-    growth: Dict[str, Optional[float]] = {}
+        column = f"N={n:,}"
+        runs = samples[n]
+        for name, label, unit, floor, _ in SPEC:
+            floor_label = next(f for key, f, _ in FLOORS if key == floor)
+            note = "pandas not installed" if name.startswith("pandas") and runs[0]["pandas"] != "ok" else ""
+            out.add(SECTION, _label(label), column, [r["figures"][name] for r in runs], unit, floor_label, note)
+        for name, label, unit in FLOORS:
+            out.add(SECTION, label, column, [r["floors"][name] for r in runs], unit)
     if len(sizes) > 1:
-        for name in [s[0] for s in SPEC]:
-            a, b = small["figures"][name], large["figures"][name]
-            growth[name] = b / a if a and b is not None else None
-        for name, _ in FLOOR_LABELS:
-            a, b = small["floors"][name], large["floors"][name]
-            growth[name] = b / a if a and b is not None else None
-    goals: Dict[str, Any] = {}
-    for name, _, _, _, goal in SPEC:
+        small, large = f"N={sizes[0]:,}", f"N={sizes[-1]:,}"
+        for label in [_label(s[1]) for s in SPEC] + [f[1] for f in FLOORS]:
+            a, b = out.value(label, small), out.value(label, large)
+            out.add(SECTION, label, GROWTH, b / a if isinstance(a, (int, float)) and a and isinstance(b, (int, float))
+                    else None, "×")
+    large_column = f"N={sizes[-1]:,}"
+    by_label = {(f.row, f.measure): f for f in out.figures}
+    for name, label, unit, floor, goal in SPEC:
         if goal is None:
             continue
-        measured = large["ratios"][name] if goal[0] == "ratio" else large["figures"][name]
-        goals[name] = {"kind": goal[0], "limit": goal[1], "measured": measured, "n": large["n"],
-                       "met": None if measured is None else measured <= goal[1]}
-    return {"sizes": sizes, "by_size": by_size, "growth": growth, "goals": goals, "keys": keys_now(),
-            "read_key": read_key(), "samples": samples, "verified": True}
-
-
-def _goal_text(goal: Optional[tuple]) -> str:
-    if goal is None:
-        return ""
-    if goal[0] == "ratio":
-        return f"<= {goal[1]:g}x floor"
-    return f"<= {goal[1]:g} {goal[2]}"
-
-
-def render(result: Dict[str, Any]) -> str:
-    sizes = result["sizes"]
-    small, large = result["by_size"][str(sizes[0])], result["by_size"][str(sizes[-1])]
-    two = len(sizes) > 1
-
-    def ratio_cell(value: Optional[float]) -> str:
-        return "-" if value is None else f"{value:.2f}x"
-
-    headers = ["figure", f"N={sizes[0]:,}", "/floor"]
-    if two:
-        headers += [f"N={sizes[-1]:,}", "/floor", "growth"]
-    headers += [f"goal (at N={sizes[-1]:,})"]
-    cells = []
-    for name, label, _, _, goal in SPEC:
-        label = label.replace('"k3"', f'"{result["read_key"]}"')
-        row = [label, _value(small, name), ratio_cell(small["ratios"].get(name))]
-        if two:
-            row += [_value(large, name), ratio_cell(large["ratios"].get(name)), ratio_cell(result["growth"].get(name))]
-        if goal is not None:
-            met = result["goals"][name]["met"]
-            row.append(f"{_goal_text(goal)}: " + ("-" if met is None else "ok" if met else "MISSED"))
+        figure = by_label[(_label(label), large_column)]
+        base = by_label.get((figure.baseline, large_column)) if figure.baseline else None
+        if goal[0] == "ratio":
+            measured, text = ratio(figure, base), f"≤ {goal[1]:g}× floor"
         else:
-            row.append("")
-        cells.append(row)
-    for name, label in FLOOR_LABELS:
-        row = [label, format_number(small["floors"][name]), ""]
-        if two:
-            row += [format_number(large["floors"][name]), "", ratio_cell(result["growth"].get(name))]
-        cells.append(row + [""])
-
-    repeats = small["repeats"]
-    out = [
-        f"mplogger store benchmark — {result['keys']} float keys per row, N = "
-        f"{' and '.join(f'{n:,}' for n in sizes)} rows, "
-        f"{'median of ' + str(repeats) + ' repeats' if repeats > 1 else 'single run'}, each figure in a fresh process",
-        "ratios: value / its floor of the same N, measured in this run (rows/s: floor / value); "
-        + (f"growth: value at N={sizes[-1]:,} / value at N={sizes[0]:,} "
-           f"(N grows {sizes[-1] / sizes[0]:g}x: linear totals grow {sizes[-1] / sizes[0]:g}x, per-row figures 1x)"
-           if two else "one size: no growth"),
-        "",
-        *table_lines(headers, cells, left=(0, -1)),
-        "",
-        "store bytes: mplogger.db + mplogger.db-wal right after finish() (not checkpointed), and again after "
-        "teardown(); -shm not counted",
-        "peak RSS growth: ru_maxrss after the read (high-water mark reset first) - RSS just before it",
-        "verified: every read returned N rows, steps 0..N-1 and the logged values; both CSVs hold N lines; "
-        "the report names the run",
+            measured, text = figure.value, f"≤ {goal[1]:g} {unit}"
+        met = "-" if not isinstance(measured, (int, float)) else "ok" if measured <= goal[1] else "MISSED"
+        out.add(SECTION, _label(label), f"goal at {large_column}", f"{text}: {met}")
+    out.notes += [
+        f"{keys()} float keys per row, each figure in a fresh process; ratios ÷ the floor of the same N, measured "
+        "in this run (rows/s: floor ÷ value); growth: the value at the largest N ÷ at the smallest",
+        "store bytes: mplogger.db + mplogger.db-wal right after finish() (not checkpointed), and after teardown(); "
+        "-shm not counted; peak RSS growth: ru_maxrss after the read (high-water mark reset first) - RSS before it",
+        "verified: every read returned N rows, steps 0..N-1 and the logged values; both CSVs hold N lines; the "
+        "report names the run",
     ]
-    if large["pandas"] != "ok":
-        out.append(f"history(pandas=True): pandas {large['pandas']}")
-    return "\n".join(out)
+    return out
 
 
-def _value(section: Dict[str, Any], name: str) -> str:
-    value = section["figures"][name]
-    if value is None and name.startswith("pandas"):
-        return section["pandas"]
-    return format_number(value)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--child" in argv:
-        return child_main(argv)
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_store",
-                                     description="mplogger's store: write, read, report, CSV, size, against floors")
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma list of row counts")
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help=f"sizes {QUICK_SIZES}")
-    parser.add_argument("--json", metavar="PATH")
-    args = parser.parse_args(argv)
-    sizes = QUICK_SIZES if args.quick else tuple(int(s) for s in args.sizes.split(","))
-    try:
-        result = collect(sizes, args.repeats, progress=sys.stderr.isatty())
-    except BenchmarkFailed as exc:
-        sys.stderr.write(f"\nBENCHMARK FAILED: {exc}\n")
-        return 1
-    print(render(result))
-    if args.json:
-        from benchmarks.common import write_results
-
-        write_results(args.json, result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+@section(SECTION, "writing 10^5 and 10^6 rows, reading them back (one key, every key, pandas), the HTML report, "
+                  "the CSV export, bytes a row and peak RSS, each against its floor")
+def store_section(o: Options) -> Report:
+    small, large = o.sized(SIZES, QUICK_SIZES)
+    large = o.n or large  # --n: the larger size
+    sizes = (small, large) if small < large else (max(1, large // 10), large)
+    return report(collect(sizes=sizes, repeats=o.repeats or 1))

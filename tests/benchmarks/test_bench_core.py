@@ -1,31 +1,68 @@
-"""The core benchmark's quick mode: every figure present, sane, and every row read back."""
+"""``python -m benchmarks``: the core section through the one CLI, its rows verified, its table and
+its JSON; ``--set`` reaching a section; a section's figures all of one type."""
 
 from __future__ import annotations
 
-import math
+import json
 
-from benchmarks import bench_core
+import pytest
+
+from benchmarks import harness
+from benchmarks.registry import KEYS_VARIABLE, SECTIONS, Options
+from bench_toys import labels
+
+N = 600
 
 
-def _positive(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv(KEYS_VARIABLE, "10")  # recorded, so what main() sets is undone afterwards
+    out = tmp_path_factory.mktemp("core") / "figures.json"
+    try:
+        assert harness.main(["--quick", "--only", "core", "--n", str(N), "--keys", "3", "--json", str(out)]) == 0
+    finally:
+        mp.undo()
+    return json.loads(out.read_text())
 
 
-def test_quick_benchmark_produces_every_figure_and_verifies_rows():
-    n = 2000
-    result = bench_core.collect(n=n, repeats=1, progress=False)
-    figures = result["figures"]
-    mplogger_figures = figures["mplogger"]
-    assert mplogger_figures["rows_stored"] == [n]
-    for name in ("floor", "mpqueue"):
-        assert figures[name]["count"] == [n]
-        for key in ("record_us", "e2e_s", "e2e_rows_per_s"):
-            assert _positive(figures[name][key]["median"]), (name, key)
-    for key in ("log_us", "log_burst_us", "init_cold_ms", "init_cold_spawn_ms", "init_cold_forkserver_ms",
-                "init_warm_ms", "finish_ms", "e2e_s", "e2e_rows_per_s"):
-        assert _positive(mplogger_figures[key]["median"]), key
-    for ratio in figures["ratios"].values():
-        assert _positive(ratio["of_medians"])
-    table = bench_core.render(result, n, 1)
-    for label in ("log() µs per call", "end-to-end rows/s", "init() cold ms", "finish()", "ratios"):
-        assert label in table
+def test_every_section_is_registered():
+    harness.load_sections()
+    assert list(SECTIONS) == ["core", "transports", "scenarios", "peers", "store", "artifacts", "notebook"]
+
+
+def test_rows_are_verified(result):
+    assert result["keys"] == 3 and set(result["sections"]) == {"core"}
+    notes = result["sections"]["core"]["notes"]
+    assert f"verified: mplogger stored rows == N in every repeat ([{N}]); floor consumer counts [{N}]; " \
+           f"mp.Queue consumer counts [{N}]" in notes
+    assert "verified: mplogger history read back row by row (steps 0..N-1, last values)" in notes
+
+
+def test_the_table_has_every_row_and_measure(result):
+    core = result["sections"]["core"]
+    figures = core["figures"]
+    assert {f["section"] for f in figures} == {"core"}
+    assert {f["row"] for f in figures} == {"mplogger", "floor", "mp.Queue"}
+    lines = core["table"].splitlines()
+    assert lines[0].split() == ["mplogger", "÷", "floor", "floor", "mp.Queue", "÷", "floor"]
+    rows = labels(core["table"])
+    for label in ("log() per call, all N, µs", f"log() per call, first {N}, µs", "end to end, rows/s",
+                  "init() cold (spawn), ms", "init() cold (forkserver), ms", "init() of a second run, same process, ms",
+                  "finish() of an empty run, ms", "import mplogger, ms", "teardown(), ms"):
+        assert label in rows, label
+    assert "3 float keys per row" in core["table"]
+
+
+def test_set_reaches_a_section_and_bad_input_is_refused(capsys):
+    assert harness._setting("notebook.seconds=6") == ("notebook", "seconds", 6)
+    assert harness._setting("transports.producers=1,2") == ("transports", "producers", [1, 2])
+    assert harness._setting("scenarios.memory.n=200") == ("scenarios", "memory.n", 200)
+    options = Options(params={"t": {"one": "x", "two": [1, 2]}})
+    assert options.listed("t", "one", None) == ["x"] and options.listed("t", "two", None) == [1, 2]
+    assert options.listed("t", "three", (3,)) == (3,) and options.param("t", "one", None) == "x"
+    with pytest.raises(SystemExit):
+        harness.main(["--only", "nope"])
+    with pytest.raises(SystemExit):
+        harness.main(["--set", "noequals"])
+    assert "unknown section" in capsys.readouterr().err

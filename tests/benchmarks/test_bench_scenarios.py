@@ -1,85 +1,53 @@
-"""The scenario benchmarks run end to end (quick sizes) and verify what they logged.
+"""The scenarios section at small sizes: every scenario verifies every row it logged and renders
+its rows; an unknown scenario is refused; a short store fails loudly.
 
-No time value or target is asserted here: only that every scenario produced its figures, that
-they are finite (and positive where they are amounts), and that every logged row was stored.
+No figure is compared with anything.
 """
 
 from __future__ import annotations
 
-import math
-import sys
-
 import pytest
 
-from conftest import REPO
+from benchmarks import scenarios
+from benchmarks.common import BenchmarkFailed
+from bench_toys import labels
 
-sys.path.insert(0, str(REPO))
-
-from benchmarks import scenarios  # noqa: E402
+SIZES = {
+    "memory": {"n": 2000},
+    "cpu_loop": {"steps": 300, "repeats": 1, "step_us": 50.0},
+    "wide_rows": {"n": 200, "keys": 50},
+    "sweep": {"runs": 5, "rows": 10},
+    "exit_after_finish": {"n": 500, "repeats": 1, "pace_us": 5.0},
+}
 
 
 @pytest.fixture(scope="module")
-def results():
-    return scenarios.run_scenarios(quick=True)
+def report():
+    return scenarios.run_scenarios(quick=True, params=SIZES)
 
 
-def _numbers(mapping):
-    for key, value in mapping.items():
-        assert isinstance(value, (int, float)) and not isinstance(value, bool), (key, value)
-        yield key, value
+def test_every_scenario_verified_every_row(report):
+    verified = {f.row.split(":")[0]: f.value for f in report.figures if f.row.endswith("rows stored / logged")}
+    assert verified == {
+        "memory": "2,000 / 2,000",
+        "cpu_loop": "300 / 300",
+        "wide_rows": "200 / 200",
+        "sweep": "50 / 50 in 5 runs",
+        "exit_after_finish": "1,000 / 1,000 in 2 runs",
+    }
 
 
-def test_every_scenario_ran(results):
-    assert list(results) == list(scenarios.SCENARIOS)
-
-
-@pytest.mark.parametrize("name", scenarios.SCENARIOS)
-def test_figures_positive_and_finite(results, name):
-    result = results[name]
-    figures = dict(_numbers(result["figures"]))
-    assert figures, f"{name} reported no figures"
-    for key, value in figures.items():
-        assert math.isfinite(value) and value > 0, f"{name}.{key} = {value!r}"
-    for key, value in _numbers(result["signed"]):  # deltas (a slowdown, a growth) may be <= 0
-        assert math.isfinite(value), f"{name}.{key} = {value!r}"
-
-
-@pytest.mark.parametrize("name", scenarios.SCENARIOS)
-def test_rows_verified(results, name):
-    result = results[name]
-    assert result["verified"] is True
-    rows = result["rows"]
-    assert rows["expected"] > 0
-    assert rows["stored"] == rows["expected"]
-
-
-def test_scenario_specifics(results):
-    quick = scenarios.QUICK
-    memory = results["memory"]
-    assert memory["rows"]["expected"] == quick["memory"]["n"]
-    assert any(key.startswith("worker") for key in memory["figures"]), "no worker peak RSS reported"
-    for key in ("user_peak_rss_mib", "user_maxrss_mib", "manager_peak_rss_mib"):
-        assert key in memory["figures"]
-    assert "user_rss_growth_mib" in memory["signed"]
-
-    cpu = results["cpu_loop"]
-    assert cpu["rows"]["expected"] == quick["cpu_loop"]["steps"] * quick["cpu_loop"]["repeats"]
-    assert "slowdown_pct" in cpu["signed"]
-
-    sweep = results["sweep"]
-    assert sweep["runs_verified"] == quick["sweep"]["runs"]
-    assert sweep["rows"]["expected"] == quick["sweep"]["runs"] * quick["sweep"]["rows"]
-
-    exits = results["exit_after_finish"]
-    for key in ("exit_after_finish_s", "finish_flat_ms", "finish_paced_ms"):
-        assert key in exits["figures"]
-
-
-def test_format_lists_every_scenario(results):
-    text = scenarios.format_scenarios(results)
-    for name in scenarios.SCENARIOS:
-        assert name in text
-    assert "verified" in text
+def test_the_table_names_every_scenario_and_its_figures(report):
+    table = report.render()
+    rows = set(labels(table))
+    for row in ("memory: user peak RSS (VmHWM, before finish)", "memory: manager peak RSS (VmHWM)",
+                "memory: worker 0 peak RSS (VmHWM)", "cpu_loop: slowdown median(b)/median(a) - 1",
+                "wide_rows: end to end, values", "sweep: init() median (runs 2..)", "sweep: one manager for every run",
+                "exit_after_finish: finish() after 500 logs flat out"):
+        assert row in rows, row
+    for name, scenario in scenarios.SCENARIOS.items():
+        assert f"{name}: {scenario.title.format(**SIZES[name])};" in table
+    assert [f.value for f in report.figures if f.row == "sweep: one manager for every run"] == ["yes"]
 
 
 def test_unknown_scenario_is_refused():
@@ -88,7 +56,6 @@ def test_unknown_scenario_is_refused():
 
 
 def test_missing_rows_fail_loudly(tmp_path):
-    """verify_runs raises when the store holds fewer rows than were logged."""
     import mplogger
 
     root = str(tmp_path / "store")
@@ -98,5 +65,7 @@ def test_missing_rows_fail_loudly(tmp_path):
     run.finish()
     mplogger.teardown()
     assert scenarios.verify_runs(root, {run.id: 5})["rows_stored"] == 5
-    with pytest.raises(scenarios.ScenarioFailed, match="not stored in full"):
+    with pytest.raises(BenchmarkFailed, match="not stored in full"):
         scenarios.verify_runs(root, {run.id: 6})
+    with pytest.raises(BenchmarkFailed, match="5 rows logged, 4 stored"):
+        scenarios.Sheet(scenarios.Report(), "toy").verified(5, 4)
