@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import pathlib
+import re
 import subprocess
 import sys
 from typing import Dict, Iterator, Optional, Tuple
@@ -16,6 +17,7 @@ import pytest
 from conftest import REPO
 
 PACKAGE = REPO / "mplogger"
+MODULE_NAME = re.compile(r"mplogger(\.[A-Za-z_]\w*)+")
 
 ALLOWED: Dict[str, frozenset] = {
     "_shared": frozenset({"_shared"}),
@@ -60,7 +62,8 @@ def modules() -> Iterator[Tuple[str, pathlib.Path]]:
 
 
 def imports_of(module: str, path: pathlib.Path) -> Iterator[Tuple[str, int]]:
-    """The mplogger modules ``module`` imports (a name imported from a package counts as its module)."""
+    """The mplogger modules ``module`` imports (a name imported from a package counts as its module),
+    and those it names in a string (``importlib.import_module``, ``python -m``, a table of exports)."""
     is_package = path.name == "__init__.py"
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -77,9 +80,16 @@ def imports_of(module: str, path: pathlib.Path) -> Iterator[Tuple[str, int]]:
                 continue
             for alias in node.names:
                 candidate = f"{base}.{alias.name}"
-                is_module = (PACKAGE.parent / (candidate.replace(".", "/") + ".py")).exists() or (
-                    PACKAGE.parent / candidate.replace(".", "/") / "__init__.py").exists()
-                yield (candidate if is_module else base), node.lineno
+                yield (candidate if is_module(candidate) else base), node.lineno
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named = node.value.partition(":")[0]  # "module" or "module:attribute"
+            if MODULE_NAME.fullmatch(named) and is_module(named):
+                yield named, node.lineno  # imported by name: import_module(), `python -m`, a lazy table
+
+
+def is_module(name: str) -> bool:
+    path = PACKAGE.parent / name.replace(".", "/")
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
 def test_the_package_has_a_folder_for_each_place_code_runs():
@@ -106,9 +116,13 @@ def test_each_crossing_is_still_there():
 
 def test_the_check_sees_a_wrong_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from mplogger._user._run import Run\n")
-    assert [layer_of(t) for t, _ in imports_of("mplogger._readers._bad", bad)] == ["_user"]
-    assert "_user" not in ALLOWED[layer_of("mplogger._readers._bad")]
+    bad.write_text("import importlib, subprocess, sys\n"
+                   "def f():\n    from mplogger._user._run import Run\n"
+                   "    importlib.import_module('mplogger._manager._mux')\n"
+                   "    subprocess.run([sys.executable, '-m', 'mplogger._worker._writer'])\n"
+                   "    return 'mplogger.run_id is a tag, not a module'\n")
+    assert [layer_of(t) for t, _ in imports_of("mplogger._readers._bad", bad)] == ["_user", "_manager", "_worker"]
+    assert not {"_user", "_manager", "_worker"} & ALLOWED[layer_of("mplogger._readers._bad")]
 
 
 def test_the_package_file_holds_no_logic():
@@ -131,6 +145,10 @@ def test_every_public_name_is_exported_once_and_resolves():
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert result.returncode == 0, result.stderr
     names, public, loaded_by_import, listed = json.loads(result.stdout)
+    [table] = [node.value for node in tree.body if isinstance(node, ast.Assign)
+               and [getattr(target, "id", "") for target in node.targets] == ["_EXPORTS"]]
+    keys = [key.value for key in table.keys]
+    assert len(keys) == len(set(keys)) == len(names)  # each name once in the table
     assert set(names) == typed
     assert set(public) <= set(names) | {"run", "__version__"}
     assert loaded_by_import == ["mplogger._shared._exports"]

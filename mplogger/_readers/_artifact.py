@@ -661,10 +661,11 @@ def prepare_log(artifact: "Artifact", root: str, aliases: Tuple[str, ...]) -> Di
     the fields of its ``LogArtifact`` message (the user process sends it, then :func:`mark_sent`)."""
     if artifact._record is not None or artifact._pending is not None:
         raise ValueError(f"artifact {artifact.name} was logged already; make a new Artifact for a new version")
+    metadata = to_json(artifact._metadata)  # refused before anything moves
     artifact._move_staging(root)
     entries = tuple((path, *entry) for path, entry in sorted(artifact._entries.items()))
     return {"name": artifact._name, "type": artifact._type, "description": artifact._description,
-            "metadata": to_json(artifact._metadata), "aliases": ("latest", *aliases), "entries": entries,
+            "metadata": metadata, "aliases": ("latest", *aliases), "entries": entries,
             "staging": artifact._staging or ""}
 
 

@@ -15,7 +15,10 @@ def lazy_exports(package: str, exports: Mapping[str, str],
                  live: Collection[str] = ()) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
     """The ``__getattr__`` and ``__dir__`` of ``package``, whose ``exports`` map a public name to
     ``"module:attribute"``. A name is kept on the package once imported, except those in ``live``,
-    which stand in until code sets them on the package (``init()`` sets ``mplogger.log``)."""
+    which stand in until code sets them on the package (``init()`` sets ``mplogger.log``); what code
+    set is dropped here, so that a reload of the package starts again as before any run."""
+    for name in live:
+        vars(sys.modules[package]).pop(name, None)
 
     def __getattr__(name: str) -> Any:
         target = exports.get(name)

@@ -18,7 +18,8 @@ import mplogger as _mplogger
 from mplogger import (Error, Histogram, Image, Run, Table, UsageError, alert, define_metric,
                       save, termerror, termlog, termwarn, watch)
 from mplogger._shared._errors import NotInMplogger
-from mplogger._shared._wandb_name import WANDB_VERSION, install
+from mplogger._shared._wandb_name import WANDB_VERSION
+from mplogger.wandb._install import install
 from mplogger.wandb import env, errors, plot, sdk, util, wandb_run
 from mplogger.wandb.sdk.lib import RunDisabled
 from mplogger.wandb.sdk.wandb_settings import Settings

@@ -700,6 +700,24 @@ def test_files_added_before_init_move_into_the_runs_store(tmp_path, root, monkey
     assert _read(stored.download(str(tmp_path / "out")), "train.csv") == "added before init"
 
 
+def test_a_refused_log_artifact_leaves_the_staged_files_where_they_were(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MPLOGGER_DIR", raising=False)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    early = _dataset(tmp_path, "added before init")  # staged under ./mplogger-runs
+    staged = early._staging
+    early.metadata["bad"] = object()  # found only when the version is logged
+    run = mplogger.init(project="p", dir=str(tmp_path / "elsewhere"))
+    with pytest.raises(TypeError):
+        run.log_artifact(early)
+    assert early._staging == staged and os.path.isdir(staged)
+    assert not os.path.exists(_store.artifacts_dir(run.root))  # nothing moved into the run's store
+    del early.metadata["bad"]
+    run.log_artifact(early).wait()  # a retry logs it
+    run.finish()
+    assert mplogger.Api(run.root).artifact("dataset").version == "v0"
+
+
 def test_a_disabled_run_stages_in_a_private_temporary_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run = mplogger.init(mode="disabled")

@@ -4,7 +4,7 @@ compatibility package."""
 MPLOGGER_STAND_IN = True  # how install() tells this module from a real wandb imported before
 
 try:
-    from mplogger._shared._wandb_name import install
+    from mplogger.wandb._install import install
 except ImportError as exc:
     import os
     import sys
