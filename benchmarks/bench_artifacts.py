@@ -415,5 +415,6 @@ def report(result: Dict[str, Any]) -> Report:
                   "loop that logs 10 floats a step, against copyfile + sha256 and the loop without it")
 def artifacts_section(o: Options) -> Report:
     size_mb = o.artifact_mb or o.sized(default_mb(), QUICK_MB)
-    windows = (o.param(SECTION, "before_s", WINDOWS[0]), o.param(SECTION, "after_s", WINDOWS[1]))
-    return report(collect(size_mb=size_mb, repeats=o.repeats or 1, windows=o.sized(windows, QUICK_WINDOWS)))
+    default = o.sized(WINDOWS, QUICK_WINDOWS)
+    windows = (o.param(SECTION, "before_s", default[0]), o.param(SECTION, "after_s", default[1]))
+    return report(collect(size_mb=size_mb, repeats=o.repeats or 1, windows=windows))

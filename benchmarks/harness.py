@@ -141,6 +141,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.environ[KEYS_VARIABLE] = str(args.keys)  # read by every section and its children
     params: Dict[str, Dict[str, Any]] = {}
     for section, name, value in args.settings:
+        if section not in sections:
+            parser.error(f"--set {section}.{name}: no section {section!r}; choose from {', '.join(sections)}")
         params.setdefault(section, {})[name] = value
     batch_sizes = tuple(int(b) for b in args.batch_sizes.split(",")) if args.batch_sizes else None
     result = run(names, Options(args.quick, args.n, args.repeats, batch_sizes, args.artifact_mb, params))

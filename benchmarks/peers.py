@@ -28,7 +28,7 @@ from benchmarks.common import MASK, make_pool
 from benchmarks.figures import Report
 from benchmarks.peer_readers import ReadBackError, read_tb_accumulator, read_tb_tfrecord, read_wandb_history
 from benchmarks.registry import Options, keys, section
-from benchmarks.runner import ChildFailed, fresh
+from benchmarks.runner import ChildFailed, fresh, resolve, where
 
 SECTION = "peers"
 DEFAULT_N = 20_000
@@ -242,10 +242,19 @@ def check_last(row: Optional[Dict[str, Any]], n: int) -> None:
             raise ReadBackError(f"last row read back has {key}={row.get(key)!r}, logged {want[key]!r}")
 
 
-def measure(peer: str, n: int, work: str) -> Dict[str, Any]:
-    """In a fresh interpreter: ``peer`` logs ``n`` rows, then reads them back; the figures."""
-    entry = PEERS[peer]
+def measure(peer: str, n: int, work: str, entry: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """In a fresh interpreter: ``peer`` logs ``n`` rows, then reads them back; the figures.
+    ``entry``: the peer's :class:`Peer` as names (so one registered anywhere is found here too)."""
+    found = PEERS[peer] if entry is None else Peer(entry["module"], entry["pip"], resolve(entry["start"]),
+                                                   resolve(entry["read_back"]), entry["options"])
+    return _measure(found, n, work)
+
+
+def _measure(entry: Peer, n: int, work: str) -> Dict[str, Any]:
     pool = make_pool()
+    package = importlib.import_module(entry.module)  # importing is not init(): not timed
+    for name in getattr(package, "__all__", ()):
+        getattr(package, name, None)  # a package that imports its names on first use (mplogger) loads them now
     t = perf()
     log, finish, facts = entry.start(work, **entry.options)
     t0 = perf()
@@ -311,7 +320,11 @@ def measure_once(peer: str, n: int, timeout: float) -> Dict[str, Any]:
     try:
         cwd = os.path.join(work, "cwd")
         os.makedirs(cwd)
-        return fresh("benchmarks.peers:measure", timeout, env=peer_env(work), cwd=cwd, peer=peer, n=n, work=work)
+        entry = PEERS.get(peer)
+        named = None if entry is None else {"module": entry.module, "pip": entry.pip, "start": where(entry.start),
+                                            "read_back": where(entry.read_back), "options": entry.options}
+        return fresh("benchmarks.peers:measure", timeout, env=peer_env(work), cwd=cwd, peer=peer, n=n, work=work,
+                     entry=named)
     except ChildFailed as exc:
         reason = exc.stderr.strip().splitlines()[-1][-400:] if exc.stderr.strip() else "no output"
         return {"status": f"failed: {exc.exit}: {reason}", "stderr_tail": exc.stderr[-2000:]}

@@ -84,8 +84,9 @@ def command(args: Sequence[str], timeout: float, *, what: str = "", env: Optiona
             exit = None if proc.returncode == 0 else _exit_text(proc.returncode)
         except subprocess.TimeoutExpired:
             exit = f"ran past {timeout:g} s (its process group was killed)"
-        wall = time.perf_counter() - started
-        _kill_group(proc)
+        finally:  # also on Ctrl-C here: the child is in a session of its own, the terminal's signal missed it
+            wall = time.perf_counter() - started
+            _kill_group(proc)
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode(errors="replace")
@@ -120,6 +121,15 @@ def fresh(target: str, timeout: float, *, env: Optional[Mapping[str, Optional[st
             raise ChildFailed(target, "exited with code 0 but wrote no result", repr(exc)) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def where(function: Any) -> str:
+    """The ``module:qualified.name`` that :func:`resolve` finds ``function`` by in a child (it must be
+    defined in an importable module, not in ``__main__``)."""
+    if function.__module__ == "__main__":
+        raise ValueError(f"{function.__qualname__} is defined in __main__: a fresh interpreter cannot find it; "
+                         "define it in a module on PYTHONPATH")
+    return f"{function.__module__}:{function.__qualname__}"
 
 
 def resolve(target: str) -> Any:

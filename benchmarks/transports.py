@@ -39,7 +39,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from benchmarks.common import MASK, BenchmarkFailed, make_pool
 from benchmarks.figures import Report
 from benchmarks.registry import Options, keys, section
-from benchmarks.runner import fresh, resolve
+from benchmarks.runner import fresh, resolve, where
 from benchmarks.shm_ring import ShmRing, _frame_size
 
 FLOOR_BATCH = 256  # records per batch of the pickle floors
@@ -632,10 +632,6 @@ def cell(transport: str, factory: str, batch: Optional[int], producers: int, n: 
     return run_cell(transport, batch, producers, n, ring_bytes=ring_bytes, timeout_s=timeout_s)
 
 
-def _where(factory: Any) -> str:
-    return f"{factory.__module__}:{factory.__qualname__}"
-
-
 def run_transports(n: int, producers: Sequence[int] = (1, 2, 4), batch_sizes: Sequence[int] = (64, 256),
                    repeats: int = 1, transports: Optional[Sequence[str]] = None, *,
                    ring_bytes: int = DEFAULT_RING_BYTES, timeout_s: Optional[float] = None) -> List[Dict[str, Any]]:
@@ -656,7 +652,7 @@ def run_transports(n: int, producers: Sequence[int] = (1, 2, 4), batch_sizes: Se
         results += [{**floor, "repeat": rep} for floor in measure_floors(n)]
         for name, batch, procs in cells:
             bound = (timeout_s or 30.0 + 50e-6 * n * procs) + 60.0
-            row = fresh("benchmarks.transports:cell", bound, transport=name, factory=_where(TRANSPORTS[name]),
+            row = fresh("benchmarks.transports:cell", bound, transport=name, factory=where(TRANSPORTS[name]),
                         batch=batch, producers=procs, n=n, ring_bytes=ring_bytes, timeout_s=timeout_s)
             results.append({**row, "repeat": rep})
     return results

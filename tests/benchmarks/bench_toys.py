@@ -1,9 +1,10 @@
 """What the benchmark tests share: the row labels of a rendered table, and what they run in fresh
-interpreters (found there through ``PYTHONPATH``): a toy transport, a toy scenario's child, and
+interpreters (found there through ``PYTHONPATH``): a toy transport, a toy peer, a toy scenario's child, and
 functions that print, fail, hang or are killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -11,7 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from benchmarks.transports import Transport, wait_any
 
@@ -89,3 +90,16 @@ def hangs(pid_file: str) -> None:
         out.write(str(grandchild.pid))
     os.replace(pid_file + ".part", pid_file)
     threading.Event().wait(120)
+
+
+def start_peer(work: str) -> Tuple[Callable[[Dict[str, float]], Any], Callable[[], None], Dict[str, Any]]:
+    """A toy peer: each row a JSON line in a file under ``work``."""
+    path = os.path.join(work, "rows.jsonl")
+    out = open(path, "w")
+    return (lambda row: out.write(json.dumps(row) + "\n")), out.close, {"version": "1", "path": path}
+
+
+def read_peer(work: str, facts: Dict[str, Any]) -> Tuple[int, Optional[Dict[str, Any]], str]:
+    with open(facts["path"]) as rows_file:
+        rows = [json.loads(line) for line in rows_file]
+    return len(rows), rows[-1] if rows else None, "json lines"

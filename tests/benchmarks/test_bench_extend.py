@@ -51,3 +51,17 @@ def test_a_toy_scenario_is_one_entry(monkeypatch, tmp_path):
     rows = labels(table)
     assert rows == ["toy: rows logged", "toy: rows stored / logged"]
     assert "25 / 25" in table and "toy: 25 rows in a child" in table
+
+
+def test_a_toy_peer_from_another_module_is_one_entry(monkeypatch):
+    from benchmarks import peers
+    import bench_toys
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setitem(peers.PEERS, "toy", peers.Peer("json", "built in", bench_toys.start_peer,  # the one entry
+                                                       bench_toys.read_peer))
+    results = peers.run_peers(n=40, peers=["toy"])
+    assert results["toy"]["status"] == "ok" and results["toy"]["samples"][0]["rows_read_back"] == 40
+    table = peers.report(results, 40).render()
+    (line,) = [text for text in table.splitlines() if text.startswith("toy ")]
+    assert line.endswith("40/40")

@@ -4,12 +4,15 @@ failure reported with its target, its exit and its stderr, a timeout killing the
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks import runner
-from conftest import process_gone, wait_for
+from conftest import REPO, process_gone, wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,6 +58,24 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path):
     assert failed.value.target == "bench_toys:hangs"
     grandchild = int(pid_file.read_text())
     wait_for(lambda: process_gone(grandchild), timeout=10, what="the grandchild killed with its group")
+
+
+def test_ctrl_c_in_the_parent_kills_the_child_and_its_group(tmp_path):
+    """The child runs in a session of its own, so the terminal's SIGINT reaches only the parent."""
+    pid_file = tmp_path / "grandchild.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys\nfrom benchmarks import runner\n"
+        f"runner.fresh('bench_toys:hangs', 120, pid_file={str(pid_file)!r})\n")], cwd=str(REPO),
+        stderr=subprocess.PIPE)
+    try:
+        wait_for(pid_file.exists, timeout=60, what="the child to start its grandchild")
+        grandchild = int(pid_file.read_text())
+        parent.send_signal(signal.SIGINT)
+        assert parent.wait(timeout=30) != 0 and b"KeyboardInterrupt" in parent.stderr.read()
+        wait_for(lambda: process_gone(grandchild), timeout=10, what="the child's group killed at Ctrl-C")
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_command_returns_its_wall_time_and_stdout():
