@@ -55,12 +55,16 @@ def empty_loop_us(n: int) -> float:
 def child_mplogger(n: int, start_method: Optional[str], log_rows: bool = True) -> Dict[str, Any]:
     t = perf()
     import mplogger
-    from mplogger._ipc import _launch
     import_s = perf() - t
+    t = perf()
+    for name in mplogger.__all__:  # the first use of its names imports the code behind them
+        getattr(mplogger, name)
+    names_s = perf() - t
+    from mplogger._ipc import _launch
     settings = {"start_method": start_method} if start_method else None
     resolved = _launch.choose_start_method(start_method or "auto")
     root = tempfile.mkdtemp(prefix="mplogger-bench-")
-    out: Dict[str, Any] = {"import_s": import_s, "start_method": resolved}
+    out: Dict[str, Any] = {"import_s": import_s, "names_s": names_s, "start_method": resolved}
     try:
         t = perf()
         first = mplogger.init(project="bench", dir=root, settings=settings)
@@ -276,6 +280,7 @@ def collect(n: int, repeats: int) -> Report:
     add("mplogger", "init() of a second run, same process", "init_warm_s", "ms", 1e3)
     add("mplogger", "finish() of an empty run", "finish_empty_s", "ms", 1e3)
     add("mplogger", "import mplogger", "import_s", "ms", 1e3)
+    add("mplogger", "first use of its names (imports the run code)", "names_s", "ms", 1e3)
     add("mplogger", "teardown()", "teardown_s", "ms", 1e3)
     floors = samples["floor"]
     spread = "median [min–max]" if repeats > 1 else "one run"
