@@ -34,12 +34,14 @@ class Figure:
 
 @dataclasses.dataclass
 class Report:
-    """What a section returns: its figures, lines said under its table, and which way the table
-    goes (``turn``: a line per measure; None: whichever is longer goes down)."""
+    """What a section returns: its figures, lines said under its table, which way the table goes
+    (``turn``: a line per measure; None: whichever is longer goes down), and what failed to be
+    measured (``failures``: the harness then exits 1)."""
 
     figures: List[Figure] = dataclasses.field(default_factory=list)
     notes: List[str] = dataclasses.field(default_factory=list)
     turn: Optional[bool] = None
+    failures: List[str] = dataclasses.field(default_factory=list)
 
     def render(self) -> str:
         return render(self.figures, self.notes, self.turn)

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -49,7 +50,8 @@ def run(names: List[str], options: Options, echo: Callable[[str], None] = print)
         table = report.render()
         echo(table)
         out["sections"][name] = {"figures": [f.as_dict() for f in report.figures], "notes": report.notes,
-                                 "table": table, "seconds": time.perf_counter() - started}
+                                 "failures": report.failures, "table": table,
+                                 "seconds": time.perf_counter() - started}
     return out
 
 
@@ -151,5 +153,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.png:
         drawn = chart(result, args.png)
         print(f"chart written to {drawn}" if drawn else "no chart: pip install matplotlib")
-    return 0
+    failures = [failure for section in result["sections"].values() for failure in section["failures"]]
+    for failure in failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 1 if failures else 0
 

@@ -371,6 +371,7 @@ def report(results: Dict[str, Dict[str, Any]], n: int) -> Report:
             out.notes.append(f"{name}: not installed ({result['pip']})")
         elif result["status"] != "ok":
             out.notes.append(f"{name}: {result['status']}")
+            out.failures.append(f"peer {name}: {result['status']}")
         else:
             out.notes.append(f"{name}: read back via {ok[0]['read_method']}")
     out.notes.insert(0, f"{n:,} rows of {keys()} floats, one row per step, each peer in a fresh interpreter; "

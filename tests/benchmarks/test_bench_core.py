@@ -66,3 +66,27 @@ def test_set_reaches_a_section_and_bad_input_is_refused(capsys):
     with pytest.raises(SystemExit):
         harness.main(["--set", "noequals"])
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_set_of_a_section_that_does_not_exist_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        harness.main(["--quick", "--only", "core", "--set", "bogus.x=1"])
+    assert "no section 'bogus'" in capsys.readouterr().err
+
+
+def test_a_section_that_failed_to_measure_makes_the_command_fail(monkeypatch, capsys):
+    from benchmarks.figures import Report
+    from benchmarks.registry import Section
+
+    harness.load_sections()
+
+    def failing(options: Options) -> Report:
+        report = Report(notes=["toy: one measurement failed"], failures=["toy: its child exited with code 1"])
+        report.add("toy", "a", "x", 1.0)
+        return report
+
+    monkeypatch.setitem(SECTIONS, "toy", Section("toy", "fails", failing))
+    monkeypatch.setattr(harness, "load_sections", lambda: SECTIONS)
+    assert harness.main(["--only", "toy"]) == 1
+    captured = capsys.readouterr()
+    assert "failed: toy: its child exited with code 1" in captured.err and "toy: one measurement failed" in captured.out

@@ -56,6 +56,8 @@ def test_a_failing_peer_is_reported_with_its_reason():
     crashed = bench_peers.measure_once("no-such-peer", 10, 60)  # the child finds no such entry
     assert crashed["status"] == "failed: exited with code 1: KeyError: 'no-such-peer'", crashed
     assert "Traceback" in crashed["stderr_tail"]
+    report = bench_peers.report({"no-such-peer": {"samples": [crashed], "status": crashed["status"]}}, 10)
+    assert report.failures == [f"peer no-such-peer: {crashed['status']}"]  # the command exits 1
 
 
 def test_unknown_peer_is_rejected():
